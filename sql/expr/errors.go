@@ -15,3 +15,21 @@ type Error struct {
 func (e *Error) Error() string {
 	return fmt.Sprintf("expr: at offset %d: %s", e.Offset, e.Msg)
 }
+
+// EvalError is a failure evaluating an expression on one row of a batch:
+// integer division or modulo by zero, or a CAST of a value that does not
+// convert. Row lets the caller route that record to a dead-letter output.
+type EvalError struct {
+	// Src is the whole expression text.
+	Src string
+	// Row is the index of the failing row in the batch.
+	Row int
+	// Offset is the byte offset in Src of the operator that failed.
+	Offset int
+	// Msg says what went wrong.
+	Msg string
+}
+
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("expr: row %d: %s (at offset %d of %q)", e.Row, e.Msg, e.Offset, e.Src)
+}

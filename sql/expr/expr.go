@@ -1,10 +1,3 @@
-// Package expr parses, type-checks and evaluates Sabot's scalar expressions:
-// the expression part of Flink SQL (column references, literals, arithmetic,
-// comparison, boolean logic, a few functions), evaluated vectorized over whole
-// Arrow record batches.
-//
-// The same syntax is used in manifests (map columns, filter conditions) and,
-// later, inside SQL statements.
 package expr
 
 import (
@@ -21,6 +14,7 @@ type Expr struct {
 	schema *arrow.Schema
 	typ    arrow.DataType
 	root   node
+	cols   []string
 }
 
 // Compile parses src and type-checks it against schema. The error, if any,
@@ -31,6 +25,10 @@ func Compile(src string, schema *arrow.Schema) (*Expr, error) {
 
 // Type is the Arrow type of the expression's result.
 func (e *Expr) Type() arrow.DataType { return e.typ }
+
+// Columns returns the names of the input columns the expression reads, in
+// order of first reference. The caller must not modify the slice.
+func (e *Expr) Columns() []string { return e.cols }
 
 // String returns the source text.
 func (e *Expr) String() string { return e.src }

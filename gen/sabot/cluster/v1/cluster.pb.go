@@ -342,53 +342,6 @@ func (x *TaskReport) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// JobControl is what was asked of a job, stored under
-// /sabot/v1/control/<job>; the scheduler acts on it.
-type JobControl struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Set when a user asked to cancel the job.
-	CancelRequested bool `protobuf:"varint,1,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
-}
-
-func (x *JobControl) Reset() {
-	*x = JobControl{}
-	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JobControl) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JobControl) ProtoMessage() {}
-
-func (x *JobControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JobControl.ProtoReflect.Descriptor instead.
-func (*JobControl) Descriptor() ([]byte, []int) {
-	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *JobControl) GetCancelRequested() bool {
-	if x != nil {
-		return x.CancelRequested
-	}
-	return false
-}
-
 var File_sabot_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
@@ -422,10 +375,7 @@ const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05tasks\x18\x04 \x03(\v2\x14.sabot.v1.TaskStatusR\x05tasks\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"7\n" +
-	"\n" +
-	"JobControl\x12)\n" +
-	"\x10cancel_requested\x18\x01 \x01(\bR\x0fcancelRequestedB:Z8github.com/sabotdev/sabot/gen/sabot/cluster/v1;clusterv1b\x06proto3"
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB:Z8github.com/sabotdev/sabot/gen/sabot/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_sabot_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -439,23 +389,22 @@ func file_sabot_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_sabot_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_sabot_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_sabot_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_sabot_cluster_v1_cluster_proto_goTypes = []any{
 	(*Worker)(nil),                // 0: sabot.cluster.v1.Worker
 	(*Assignment)(nil),            // 1: sabot.cluster.v1.Assignment
 	(*SubtaskRef)(nil),            // 2: sabot.cluster.v1.SubtaskRef
 	(*TaskReport)(nil),            // 3: sabot.cluster.v1.TaskReport
-	(*JobControl)(nil),            // 4: sabot.cluster.v1.JobControl
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*v1.JobSpec)(nil),            // 6: sabot.v1.JobSpec
-	(*v1.TaskStatus)(nil),         // 7: sabot.v1.TaskStatus
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*v1.JobSpec)(nil),            // 5: sabot.v1.JobSpec
+	(*v1.TaskStatus)(nil),         // 6: sabot.v1.TaskStatus
 }
 var file_sabot_cluster_v1_cluster_proto_depIdxs = []int32{
-	5, // 0: sabot.cluster.v1.Worker.started_at:type_name -> google.protobuf.Timestamp
-	6, // 1: sabot.cluster.v1.Assignment.spec:type_name -> sabot.v1.JobSpec
+	4, // 0: sabot.cluster.v1.Worker.started_at:type_name -> google.protobuf.Timestamp
+	5, // 1: sabot.cluster.v1.Assignment.spec:type_name -> sabot.v1.JobSpec
 	2, // 2: sabot.cluster.v1.Assignment.subtasks:type_name -> sabot.cluster.v1.SubtaskRef
-	7, // 3: sabot.cluster.v1.TaskReport.tasks:type_name -> sabot.v1.TaskStatus
-	5, // 4: sabot.cluster.v1.TaskReport.updated_at:type_name -> google.protobuf.Timestamp
+	6, // 3: sabot.cluster.v1.TaskReport.tasks:type_name -> sabot.v1.TaskStatus
+	4, // 4: sabot.cluster.v1.TaskReport.updated_at:type_name -> google.protobuf.Timestamp
 	5, // [5:5] is the sub-list for method output_type
 	5, // [5:5] is the sub-list for method input_type
 	5, // [5:5] is the sub-list for extension type_name
@@ -474,7 +423,7 @@ func file_sabot_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_cluster_v1_cluster_proto_rawDesc), len(file_sabot_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

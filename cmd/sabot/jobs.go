@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/manifest"
+)
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "deploy -f job.yaml",
+		Short: "Deploy a job from a manifest",
+		Long: "Deploy checks the manifest (every problem is reported with its file, line and field)\n" +
+			"and sends the job to the gateway, which stores it for the scheduler to run.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("deploy: -f is required: the manifest to deploy")
+			}
+			spec, err := manifest.Load(file)
+			if err != nil {
+				return err
+			}
+			job, err := deploySpec(cmd.Context(), jobClient(g), spec)
+			if err != nil {
+				return err
+			}
+			return printJobs(cmd.OutOrStdout(), g.output, []*sabotv1.Job{job})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "manifest file (YAML)")
+	return cmd
+}
+
+func newJobsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "jobs",
+		Short: "List jobs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := jobClient(g)
+			var jobs []*sabotv1.Job
+			token := ""
+			for {
+				resp, err := c.ListJobs(cmd.Context(), connect.NewRequest(&sabotv1.ListJobsRequest{PageToken: token}))
+				if err != nil {
+					return fmt.Errorf("list jobs: %w", err)
+				}
+				jobs = append(jobs, resp.Msg.GetJobs()...)
+				token = resp.Msg.GetNextPageToken()
+				if token == "" {
+					break
+				}
+			}
+			return printJobs(cmd.OutOrStdout(), g.output, jobs)
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "get JOB_ID",
+		Short: "Show one job: its status, tasks and graph",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := jobClient(g).GetJob(cmd.Context(), connect.NewRequest(&sabotv1.GetJobRequest{JobId: args[0]}))
+			if err != nil {
+				return fmt.Errorf("get job: %w", err)
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp.Msg.GetJob())
+			}
+			return printJobDetail(cmd.OutOrStdout(), resp.Msg.GetJob())
+		},
+	})
+	return cmd
+}
+
+func newCancelCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel JOB_ID",
+		Short: "Cancel a job",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := jobClient(g).CancelJob(cmd.Context(), connect.NewRequest(&sabotv1.CancelJobRequest{JobId: args[0]}))
+			if err != nil {
+				return fmt.Errorf("cancel: %w", err)
+			}
+			return printJobs(cmd.OutOrStdout(), g.output, []*sabotv1.Job{resp.Msg.GetJob()})
+		},
+	}
+}
+
+// stateName is a JobState without its enum prefix: RUNNING.
+func stateName(s sabotv1.JobState) string {
+	return strings.TrimPrefix(s.String(), "JOB_STATE_")
+}
+
+func taskStateName(s sabotv1.TaskState) string {
+	return strings.TrimPrefix(s.String(), "TASK_STATE_")
+}
+
+func printJobs(w io.Writer, format string, jobs []*sabotv1.Job) error {
+	if format == "json" {
+		return printJSON(w, &sabotv1.ListJobsResponse{Jobs: jobs})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tATTEMPT\tCREATED\tMESSAGE")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", j.GetId(), j.GetSpec().GetName(), stateName(j.GetStatus().GetState()),
+			j.GetStatus().GetAttempt(), j.GetCreatedAt().AsTime().Local().Format(time.DateTime), j.GetStatus().GetMessage())
+	}
+	return tw.Flush()
+}
+
+func printJobDetail(w io.Writer, j *sabotv1.Job) error {
+	st := j.GetStatus()
+	spec := j.GetSpec()
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ID:\t%s\n", j.GetId())
+	fmt.Fprintf(tw, "Name:\t%s\n", spec.GetName())
+	fmt.Fprintf(tw, "State:\t%s\n", stateName(st.GetState()))
+	if st.GetMessage() != "" {
+		fmt.Fprintf(tw, "Message:\t%s\n", st.GetMessage())
+	}
+	fmt.Fprintf(tw, "Attempt:\t%d\n", st.GetAttempt())
+	fmt.Fprintf(tw, "Created:\t%s\n", j.GetCreatedAt().AsTime().Local().Format(time.DateTime))
+	fmt.Fprintf(tw, "Updated:\t%s\n", st.GetUpdatedAt().AsTime().Local().Format(time.DateTime))
+	fmt.Fprintf(tw, "Parallelism:\t%d (max %d)\n", max(spec.GetParallelism(), 1), maxParallelism(spec))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\nGraph:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VERTEX\tOPERATOR\tPARALLELISM\tINPUTS")
+	inputs := map[string][]string{}
+	for _, e := range spec.GetGraph().GetEdges() {
+		desc := e.GetFrom()
+		if p := e.GetPartitioning(); p != sabotv1.Partitioning_PARTITIONING_UNSPECIFIED {
+			desc += " (" + strings.ToLower(strings.TrimPrefix(p.String(), "PARTITIONING_"))
+			if len(e.GetKeyFields()) > 0 {
+				desc += " by " + strings.Join(e.GetKeyFields(), ",")
+			}
+			desc += ")"
+		}
+		inputs[e.GetTo()] = append(inputs[e.GetTo()], desc)
+	}
+	for _, v := range spec.GetGraph().GetVertices() {
+		p := v.GetParallelism()
+		if p == 0 {
+			p = max(spec.GetParallelism(), 1)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", v.GetId(), operatorSummary(v.GetOperator()), p, strings.Join(inputs[v.GetId()], ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	if len(st.GetTasks()) > 0 {
+		fmt.Fprintln(w, "\nTasks:")
+		tasks := append([]*sabotv1.TaskStatus(nil), st.GetTasks()...)
+		sort.SliceStable(tasks, func(a, b int) bool {
+			if tasks[a].GetVertexId() != tasks[b].GetVertexId() {
+				return tasks[a].GetVertexId() < tasks[b].GetVertexId()
+			}
+			return tasks[a].GetSubtask() < tasks[b].GetSubtask()
+		})
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  VERTEX\tSUBTASK\tWORKER\tSTATE")
+		for _, t := range tasks {
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", t.GetVertexId(), t.GetSubtask(), t.GetWorkerId(), taskStateName(t.GetState()))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func maxParallelism(spec *sabotv1.JobSpec) int32 {
+	if spec.GetMaxParallelism() == 0 {
+		return 128
+	}
+	return spec.GetMaxParallelism()
+}
+
+// operatorSummary is a one-line description of an operator.
+func operatorSummary(op *sabotv1.Operator) string {
+	switch k := op.GetKind().(type) {
+	case *sabotv1.Operator_Sequence:
+		s := fmt.Sprintf("sequence from %d", k.Sequence.GetStart())
+		if k.Sequence.End != nil {
+			s += fmt.Sprintf(" to %d", k.Sequence.GetEnd())
+		}
+		if r := k.Sequence.GetRowsPerSecond(); r > 0 {
+			s += fmt.Sprintf(" at %d rows/s", r)
+		}
+		return s
+	case *sabotv1.Operator_Map:
+		cols := make([]string, 0, len(k.Map.GetColumns()))
+		for _, c := range k.Map.GetColumns() {
+			cols = append(cols, c.GetName()+" = "+c.GetExpr())
+		}
+		return "map " + strings.Join(cols, ", ")
+	case *sabotv1.Operator_Filter:
+		return "filter " + k.Filter.GetCondition()
+	case *sabotv1.Operator_Print:
+		return "print"
+	case *sabotv1.Operator_File:
+		return "file " + k.File.GetPath()
+	default:
+		return "unknown"
+	}
+}
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sabotdev/sabot/gateway"
+	"github.com/sabotdev/sabot/scheduler"
+	"github.com/sabotdev/sabot/worker"
+)
+
+// roleFlags are what every production role needs.
+type roleFlags struct {
+	etcd     []string
+	logLevel string
+}
+
+func (r *roleFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&r.etcd, "etcd", []string{"127.0.0.1:2379"}, "etcd endpoints")
+	cmd.Flags().StringVar(&r.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (r *roleFlags) client(ctx context.Context) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: r.etcd, DialTimeout: 5 * time.Second, Context: ctx})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %s: %w", strings.Join(r.etcd, ","), err)
+	}
+	return cli, nil
+}
+
+func newGatewayCmd(g *globals) *cobra.Command {
+	var rf roleFlags
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the gateway role (public API) against an etcd cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(rf.logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cli, err := rf.client(context.WithoutCancel(ctx))
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			gw, err := gateway.Start(ctx, gateway.Config{Addr: strings.TrimPrefix(g.addr, "http://"), Etcd: cli, Logger: log})
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+			defer cancel()
+			return gw.Close(sctx)
+		},
+	}
+	rf.register(cmd)
+	return cmd
+}
+
+func newSchedulerCmd() *cobra.Command {
+	var rf roleFlags
+	cmd := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Run a scheduler (one is elected leader) against an etcd cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(rf.logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cli, err := rf.client(context.WithoutCancel(ctx))
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			s, err := scheduler.Start(ctx, scheduler.Config{Etcd: cli, Logger: log})
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			s.Close()
+			return nil
+		},
+	}
+	rf.register(cmd)
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	var (
+		rf    roleFlags
+		slots int
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker against an etcd cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(rf.logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cli, err := rf.client(context.WithoutCancel(ctx))
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			w, err := worker.Start(ctx, worker.Config{Etcd: cli, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			w.Close()
+			return nil
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().IntVar(&slots, "slots", 4, "task slots")
+	return cmd
+}

@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"connectrpc.com/connect"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/jobgraph"
+)
+
+// defaultPageSize is ListJobs' page size when the request sets none.
+const defaultPageSize = 100
+
+type jobService struct {
+	cfg Config
+}
+
+func (s *jobService) DeployJob(ctx context.Context, req *connect.Request[sabotv1.DeployJobRequest]) (*connect.Response[sabotv1.DeployJobResponse], error) {
+	spec := req.Msg.GetSpec()
+	if _, err := jobgraph.Resolve(spec); err != nil {
+		return nil, graphError(err)
+	}
+	now := s.cfg.Now()
+	job := &sabotv1.Job{
+		Id:        cluster.NewJobID(now),
+		Spec:      spec,
+		CreatedAt: timestamppb.New(now),
+		Status: &sabotv1.JobStatus{
+			State:     sabotv1.JobState_JOB_STATE_CREATED,
+			UpdatedAt: timestamppb.New(now),
+		},
+	}
+	key := cluster.JobKey(job.GetId())
+	resp, err := s.cfg.Etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, cluster.Marshal(job))).
+		Commit()
+	if err != nil {
+		return nil, toConnect(s.cfg.Logger, "DeployJob", fmt.Errorf("store job: %w", err))
+	}
+	if !resp.Succeeded {
+		// Random ids collide only by bad luck; the caller may simply retry.
+		return nil, connect.NewError(connect.CodeAborted, errors.New("job id collision; retry"))
+	}
+	s.cfg.Logger.Info("job deployed", "job", job.GetId(), "name", spec.GetName())
+	return connect.NewResponse(&sabotv1.DeployJobResponse{Job: job}), nil
+}
+
+// graphError turns jobgraph's findings into InvalidArgument naming each
+// field under spec.
+func graphError(err error) error {
+	var gerrs jobgraph.Errors
+	if !errors.As(err, &gerrs) {
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	parts := make([]string, 0, len(gerrs))
+	for _, e := range gerrs {
+		parts = append(parts, "spec."+e.Error())
+	}
+	return connect.NewError(connect.CodeInvalidArgument, errors.New("invalid job graph: "+strings.Join(parts, "; ")))
+}
+
+func (s *jobService) ListJobs(ctx context.Context, req *connect.Request[sabotv1.ListJobsRequest]) (*connect.Response[sabotv1.ListJobsResponse], error) {
+	size := int(req.Msg.GetPageSize())
+	if size == 0 {
+		size = defaultPageSize
+	}
+	from := ""
+	if tok := req.Msg.GetPageToken(); tok != "" {
+		if strings.ContainsAny(tok, "/\x00") {
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_token: not a token from a previous response"))
+		}
+		from = cluster.JobKey(tok)
+	}
+	// One more than asked tells whether another page follows.
+	recs, _, err := cluster.List(ctx, s.cfg.Etcd, cluster.JobsPrefix, cluster.NewJob,
+		cluster.ListOptions{Limit: size + 1, Descending: true, From: from})
+	if err != nil {
+		return nil, toConnect(s.cfg.Logger, "ListJobs", err)
+	}
+	out := &sabotv1.ListJobsResponse{}
+	for i, r := range recs {
+		if i == size {
+			out.NextPageToken = r.Value.GetId()
+			break
+		}
+		out.Jobs = append(out.Jobs, r.Value)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *jobService) GetJob(ctx context.Context, req *connect.Request[sabotv1.GetJobRequest]) (*connect.Response[sabotv1.GetJobResponse], error) {
+	rec, err := cluster.Get(ctx, s.cfg.Etcd, cluster.JobKey(req.Msg.GetJobId()), cluster.NewJob)
+	if cluster.IsNotFound(err) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("job %q not found", req.Msg.GetJobId()))
+	}
+	if err != nil {
+		return nil, toConnect(s.cfg.Logger, "GetJob", err)
+	}
+	return connect.NewResponse(&sabotv1.GetJobResponse{Job: rec.Value}), nil
+}
+
+func (s *jobService) CancelJob(ctx context.Context, req *connect.Request[sabotv1.CancelJobRequest]) (*connect.Response[sabotv1.CancelJobResponse], error) {
+	id := req.Msg.GetJobId()
+	job, err := cluster.UpdateJob(ctx, s.cfg.Etcd, id, func(j *sabotv1.Job) (bool, error) {
+		st := j.GetStatus()
+		switch st.GetState() {
+		case sabotv1.JobState_JOB_STATE_CREATED:
+			// Not placed yet: nothing runs, so it is cancelled at once. The
+			// scheduler's placement compares the job's revision and loses.
+			st.State = sabotv1.JobState_JOB_STATE_CANCELED
+		case sabotv1.JobState_JOB_STATE_RUNNING, sabotv1.JobState_JOB_STATE_RESTARTING:
+			// Tasks may run: the scheduler stops them and confirms.
+			st.State = sabotv1.JobState_JOB_STATE_CANCELING
+		default:
+			return false, nil // already ending or ended
+		}
+		st.Message = "canceled on request"
+		st.UpdatedAt = timestamppb.New(s.cfg.Now())
+		return true, nil
+	}, nil, nil)
+	if cluster.IsNotFound(err) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("job %q not found", id))
+	}
+	if err != nil {
+		return nil, toConnect(s.cfg.Logger, "CancelJob", err)
+	}
+	s.cfg.Logger.Info("job cancel requested", "job", id, "state", job.GetStatus().GetState())
+	return connect.NewResponse(&sabotv1.CancelJobResponse{Job: job}), nil
+}

@@ -1,0 +1,25 @@
+// Package cluster is the layout of Sabot's records in etcd and the typed
+// reads and writes the gateway, scheduler and workers share. It owns no
+// goroutines; every call takes the caller's context and client.
+//
+// Layout (all values are binary protobuf):
+//
+//	/sabot/v1/jobs/<job>                 sabot.v1.Job          gateway creates; scheduler and gateway update with compare-and-swap
+//	/sabot/v1/workers/<worker>           cluster.v1.Worker     the worker, under its lease
+//	/sabot/v1/assignments/<worker>/<job> cluster.v1.Assignment the scheduler (fenced by leadership); the worker watches its prefix
+//	/sabot/v1/reports/<job>/<worker>     cluster.v1.TaskReport the worker, under its lease
+//	/sabot/v1/scheduler/election/…       leader election (client/v3/concurrency)
+//
+// Job ids sort by creation time (a hex millisecond timestamp followed by
+// random hex), so a descending key range lists the newest jobs first.
+//
+// Who changes a job's state:
+//
+//	gateway:   (new) → CREATED; CREATED → CANCELED; RUNNING/RESTARTING → CANCELING
+//	scheduler: CREATED/RESTARTING → RUNNING (when the worker reports running),
+//	           RUNNING → RESTARTING (worker lost), → FINISHED/FAILED (worker report),
+//	           CANCELING → CANCELED (worker confirmed or gone)
+//
+// Every state change is a transaction conditioned on the job key's mod
+// revision, so concurrent writers never overwrite each other's decision.
+package cluster

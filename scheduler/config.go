@@ -1,0 +1,66 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Config configures a scheduler.
+type Config struct {
+	// Etcd is the cluster's etcd. Required; not closed by the scheduler.
+	Etcd *clientv3.Client
+	// ID names this scheduler in the election. Default: a random id.
+	ID string
+	// LeaseTTL is the leader lease's time to live: how long a dead leader
+	// keeps the role. Default 5s.
+	LeaseTTL time.Duration
+	// ReconcileInterval is the longest time between two reconciliations when
+	// nothing changes. Default 1s.
+	ReconcileInterval time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+}
+
+// Validate reports a missing or contradictory setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Etcd == nil {
+		errs = append(errs, errors.New("scheduler: Etcd is required"))
+	}
+	if c.LeaseTTL < 0 || (c.LeaseTTL > 0 && c.LeaseTTL < time.Second) {
+		errs = append(errs, fmt.Errorf("scheduler: LeaseTTL %s must be at least 1s", c.LeaseTTL))
+	}
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, fmt.Errorf("scheduler: ReconcileInterval %s is negative", c.ReconcileInterval))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		c.ID = randomID("scheduler")
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 5 * time.Second
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// String describes the config.
+func (c Config) String() string {
+	return fmt.Sprintf("scheduler.Config{ID: %q, LeaseTTL: %s, ReconcileInterval: %s}", c.ID, c.LeaseTTL, c.ReconcileInterval)
+}

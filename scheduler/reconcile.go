@@ -1,0 +1,412 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/jobgraph"
+)
+
+// reconciler makes one pass over the cluster's records. It is used by the
+// leader's loop only, so it needs no lock.
+type reconciler struct {
+	cfg   Config
+	kv    clientv3.KV
+	fence clientv3.Cmp
+}
+
+// snapshot is what one reconcile pass reads.
+type snapshot struct {
+	workers     map[string]*clusterv1.Worker
+	assignments map[string]cluster.Versioned[*clusterv1.Assignment] // by job
+	reports     map[string]map[string]*clusterv1.TaskReport         // by job, worker
+	slotsUsed   map[string]int                                      // by worker
+}
+
+func (r *reconciler) read(ctx context.Context) (*snapshot, []cluster.Versioned[*sabotv1.Job], error) {
+	sn := &snapshot{
+		workers:     map[string]*clusterv1.Worker{},
+		assignments: map[string]cluster.Versioned[*clusterv1.Assignment]{},
+		reports:     map[string]map[string]*clusterv1.TaskReport{},
+		slotsUsed:   map[string]int{},
+	}
+	workers, _, err := cluster.List(ctx, r.kv, cluster.WorkersPrefix, cluster.NewWorker, cluster.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range workers {
+		sn.workers[w.Value.GetId()] = w.Value
+	}
+	asgs, _, err := cluster.List(ctx, r.kv, cluster.AssignmentsPrefix, cluster.NewAssignment, cluster.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range asgs {
+		sn.assignments[a.Value.GetJobId()] = a
+		sn.slotsUsed[a.Value.GetWorkerId()] += slotsNeeded(a.Value)
+	}
+	reps, _, err := cluster.List(ctx, r.kv, cluster.ReportsPrefix, cluster.NewReport, cluster.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, rep := range reps {
+		m := sn.reports[rep.Value.GetJobId()]
+		if m == nil {
+			m = map[string]*clusterv1.TaskReport{}
+			sn.reports[rep.Value.GetJobId()] = m
+		}
+		m[rep.Value.GetWorkerId()] = rep.Value
+	}
+	jobs, _, err := cluster.List(ctx, r.kv, cluster.JobsPrefix, cluster.NewJob, cluster.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sn, jobs, nil
+}
+
+// reconcile moves every job one step. Errors on one job do not stop the
+// others; the first is returned (a lost fence first of all).
+func (r *reconciler) reconcile(ctx context.Context) error {
+	sn, jobs, err := r.read(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, j := range jobs {
+		if err := r.step(ctx, sn, j.Value); err != nil {
+			if errors.Is(err, cluster.ErrPrecondition) {
+				return err
+			}
+			errs = append(errs, fmt.Errorf("job %s: %w", j.Value.GetId(), err))
+		}
+	}
+	// Assignments whose job record is gone (never expected, but cheap to
+	// clean) are removed so workers stop their tasks.
+	known := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		known[j.Value.GetId()] = true
+	}
+	for jobID, a := range sn.assignments {
+		if !known[jobID] {
+			if err := r.txn(ctx, clientv3.OpDelete(a.Key)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// step decides what to do with one job.
+func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) error {
+	id := job.GetId()
+	state := job.GetStatus().GetState()
+	asg, placed := sn.assignments[id]
+
+	if cluster.IsTerminal(state) {
+		return r.cleanup(ctx, sn, job)
+	}
+
+	// A placed attempt: what does its worker say?
+	var rep *clusterv1.TaskReport
+	workerAlive := false
+	if placed {
+		wid := asg.Value.GetWorkerId()
+		_, workerAlive = sn.workers[wid]
+		if rp := sn.reports[id][wid]; rp.GetAttempt() == asg.Value.GetAttempt() {
+			rep = rp
+		}
+	}
+	agg := aggregate(rep)
+
+	switch state {
+	case sabotv1.JobState_JOB_STATE_CANCELING:
+		if placed && workerAlive && !agg.terminal() {
+			// Removing the assignment tells the worker to stop; it confirms
+			// through its report, which a later pass reads.
+			return r.txn(ctx, clientv3.OpDelete(asg.Key))
+		}
+		cur, alive := currentReport(sn, job)
+		if alive && !aggregate(cur).terminal() {
+			return nil // the worker is still stopping its tasks
+		}
+		return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_CANCELED, "canceled on request", tasksOf(cur))
+
+	case sabotv1.JobState_JOB_STATE_CREATED, sabotv1.JobState_JOB_STATE_RESTARTING, sabotv1.JobState_JOB_STATE_RUNNING:
+		if !placed {
+			if state == sabotv1.JobState_JOB_STATE_RUNNING {
+				return r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RESTARTING, "assignment missing; placing again", nil)
+			}
+			return r.place(ctx, sn, job)
+		}
+		if !workerAlive {
+			msg := fmt.Sprintf("worker %s lost; restarting from scratch", asg.Value.GetWorkerId())
+			return r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RESTARTING, msg, nil, clientv3.OpDelete(asg.Key))
+		}
+		switch {
+		case agg.failed:
+			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FAILED, "task failed: "+rep.GetError(), tasksOf(rep))
+		case agg.finished:
+			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FINISHED, "", tasksOf(rep))
+		case agg.running:
+			return r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RUNNING, "", tasksOf(rep))
+		}
+		return nil
+	default:
+		return nil
+	}
+}
+
+// currentReport finds a report on the job's current attempt, and whether
+// its worker is alive.
+func currentReport(sn *snapshot, job *sabotv1.Job) (*clusterv1.TaskReport, bool) {
+	for wid, rep := range sn.reports[job.GetId()] {
+		if rep.GetAttempt() == job.GetStatus().GetAttempt() {
+			_, alive := sn.workers[wid]
+			return rep, alive
+		}
+	}
+	return nil, false
+}
+
+// place writes an assignment of the job's next attempt to the live worker
+// with the most free slots.
+func (r *reconciler) place(ctx context.Context, sn *snapshot, job *sabotv1.Job) error {
+	g, err := jobgraph.Resolve(job.GetSpec())
+	if err != nil {
+		// The gateway resolved it at deploy; a spec that no longer resolves
+		// was written by a newer or broken version. Fail it visibly.
+		return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FAILED, "job graph no longer valid: "+err.Error(), nil)
+	}
+	subtasks := subtasksOf(g)
+	need := 0
+	for _, v := range g.Vertices {
+		need = max(need, v.Parallelism)
+	}
+	wid, free := pickWorker(sn, need)
+	if wid == "" {
+		msg := fmt.Sprintf("waiting for a worker with %d free slots (most free: %d)", need, free)
+		if job.GetStatus().GetMessage() == msg {
+			return nil
+		}
+		return r.setState(ctx, job, job.GetStatus().GetState(), msg, nil)
+	}
+	attempt := job.GetStatus().GetAttempt() + 1
+	asg := &clusterv1.Assignment{
+		JobId:    job.GetId(),
+		Attempt:  attempt,
+		WorkerId: wid,
+		Spec:     job.GetSpec(),
+		Subtasks: subtasks,
+	}
+	tasks := make([]*sabotv1.TaskStatus, 0, len(subtasks))
+	for _, st := range subtasks {
+		tasks = append(tasks, &sabotv1.TaskStatus{VertexId: st.GetVertexId(), Subtask: st.GetSubtask(), WorkerId: wid, State: sabotv1.TaskState_TASK_STATE_DEPLOYING})
+	}
+	_, err = cluster.UpdateJob(ctx, r.kv, job.GetId(), func(j *sabotv1.Job) (bool, error) {
+		if j.GetStatus().GetState() != job.GetStatus().GetState() || j.GetStatus().GetAttempt() != job.GetStatus().GetAttempt() {
+			return false, nil // changed under us (e.g. cancelled); the next pass decides
+		}
+		j.Status.Attempt = attempt
+		j.Status.Message = ""
+		j.Status.Tasks = tasks
+		j.Status.UpdatedAt = timestamppb.New(r.cfg.Now())
+		return true, nil
+	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op {
+		return []clientv3.Op{clientv3.OpPut(cluster.AssignmentKey(wid, job.GetId()), cluster.Marshal(asg))}
+	})
+	if err != nil {
+		return err
+	}
+	sn.slotsUsed[wid] += need
+	r.cfg.Logger.Info("job placed", "job", job.GetId(), "attempt", attempt, "worker", wid, "slots", need)
+	return nil
+}
+
+// pickWorker returns the live worker with the most free slots if it has at
+// least need, and the most free slots seen. Ties go to the smaller id so
+// placement is deterministic.
+func pickWorker(sn *snapshot, need int) (string, int) {
+	ids := make([]string, 0, len(sn.workers))
+	for id := range sn.workers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	best, bestFree := "", -1
+	for _, id := range ids {
+		free := int(sn.workers[id].GetSlots()) - sn.slotsUsed[id]
+		if free > bestFree {
+			best, bestFree = id, free
+		}
+	}
+	if bestFree < need {
+		return "", max(bestFree, 0)
+	}
+	return best, bestFree
+}
+
+// subtasksOf lists every subtask of every vertex with its key-group range.
+func subtasksOf(g *jobgraph.Graph) []*clusterv1.SubtaskRef {
+	var out []*clusterv1.SubtaskRef
+	for _, v := range g.Vertices {
+		for i := range v.Parallelism {
+			start, end := jobgraph.KeyGroupRange(g.MaxParallelism, v.Parallelism, i)
+			out = append(out, &clusterv1.SubtaskRef{
+				VertexId:      v.ID,
+				Subtask:       int32(i),
+				Parallelism:   int32(v.Parallelism),
+				KeyGroupStart: int32(start),
+				KeyGroupEnd:   int32(end),
+			})
+		}
+	}
+	return out
+}
+
+func slotsNeeded(a *clusterv1.Assignment) int {
+	n := 0
+	for _, st := range a.GetSubtasks() {
+		n = max(n, int(st.GetParallelism()))
+	}
+	return n
+}
+
+// setState writes a non-terminal state (and tasks, if given) when it differs
+// from what is stored, together with extra operations.
+func (r *reconciler) setState(ctx context.Context, job *sabotv1.Job, state sabotv1.JobState, msg string, tasks []*sabotv1.TaskStatus, ops ...clientv3.Op) error {
+	_, err := cluster.UpdateJob(ctx, r.kv, job.GetId(), func(j *sabotv1.Job) (bool, error) {
+		st := j.GetStatus()
+		if st.GetState() != job.GetStatus().GetState() {
+			return false, nil // someone else moved it (a cancel); next pass
+		}
+		if st.GetState() == state && st.GetMessage() == msg && (tasks == nil || sameTasks(st.GetTasks(), tasks)) && len(ops) == 0 {
+			return false, nil
+		}
+		st.State = state
+		st.Message = msg
+		if tasks != nil {
+			st.Tasks = tasks
+		}
+		st.UpdatedAt = timestamppb.New(r.cfg.Now())
+		return true, nil
+	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op { return ops })
+	if err == nil && state != job.GetStatus().GetState() {
+		r.cfg.Logger.Info("job state", "job", job.GetId(), "from", job.GetStatus().GetState(), "to", state, "message", msg)
+	}
+	return err
+}
+
+// finish moves a job to a terminal state and removes its assignment.
+func (r *reconciler) finish(ctx context.Context, sn *snapshot, job *sabotv1.Job, state sabotv1.JobState, msg string, tasks []*sabotv1.TaskStatus) error {
+	var ops []clientv3.Op
+	if a, ok := sn.assignments[job.GetId()]; ok {
+		ops = append(ops, clientv3.OpDelete(a.Key))
+	}
+	if err := r.setState(ctx, job, state, msg, tasks, ops...); err != nil {
+		return err
+	}
+	delete(sn.assignments, job.GetId())
+	return nil
+}
+
+// cleanup removes what a terminal job left behind: its assignment and its
+// workers' reports.
+func (r *reconciler) cleanup(ctx context.Context, sn *snapshot, job *sabotv1.Job) error {
+	var ops []clientv3.Op
+	if a, ok := sn.assignments[job.GetId()]; ok {
+		ops = append(ops, clientv3.OpDelete(a.Key))
+	}
+	for wid, rep := range sn.reports[job.GetId()] {
+		// Keep a report whose worker still runs tasks for this job: it
+		// removes nothing we rely on and tells the worker's state.
+		if _, alive := sn.workers[wid]; alive && !aggregate(rep).terminal() {
+			continue
+		}
+		ops = append(ops, clientv3.OpDelete(cluster.ReportKey(job.GetId(), wid)))
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return r.txn(ctx, ops...)
+}
+
+// txn runs ops fenced by leadership.
+func (r *reconciler) txn(ctx context.Context, ops ...clientv3.Op) error {
+	resp, err := r.kv.Txn(ctx).If(r.fence).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("scheduler: txn: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("scheduler: %w", cluster.ErrPrecondition)
+	}
+	return nil
+}
+
+// agg summarises a worker's report on an attempt.
+type agg struct {
+	failed, finished, canceled, running bool
+}
+
+func (a agg) terminal() bool { return a.failed || a.finished || a.canceled }
+
+func aggregate(rep *clusterv1.TaskReport) agg {
+	if rep == nil || len(rep.GetTasks()) == 0 {
+		return agg{failed: rep.GetError() != ""}
+	}
+	counts := map[sabotv1.TaskState]int{}
+	for _, t := range rep.GetTasks() {
+		counts[t.GetState()]++
+	}
+	n := len(rep.GetTasks())
+	fin, can := counts[sabotv1.TaskState_TASK_STATE_FINISHED], counts[sabotv1.TaskState_TASK_STATE_CANCELED]
+	switch {
+	case counts[sabotv1.TaskState_TASK_STATE_FAILED] > 0 || rep.GetError() != "":
+		return agg{failed: true}
+	case fin == n:
+		return agg{finished: true}
+	case fin+can == n:
+		return agg{canceled: true}
+	case counts[sabotv1.TaskState_TASK_STATE_DEPLOYING] == 0:
+		return agg{running: true}
+	default:
+		return agg{}
+	}
+}
+
+func tasksOf(rep *clusterv1.TaskReport) []*sabotv1.TaskStatus {
+	if rep == nil {
+		return nil
+	}
+	out := make([]*sabotv1.TaskStatus, len(rep.GetTasks()))
+	for i, t := range rep.GetTasks() {
+		out[i] = proto.CloneOf(t)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := strings.Compare(out[i].GetVertexId(), out[j].GetVertexId()); c != 0 {
+			return c < 0
+		}
+		return out[i].GetSubtask() < out[j].GetSubtask()
+	})
+	return out
+}
+
+func sameTasks(a, b []*sabotv1.TaskStatus) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}

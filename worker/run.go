@@ -1,0 +1,283 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/jobgraph"
+	"github.com/sabotdev/sabot/worker/runtime"
+)
+
+// session holds the jobs one registration runs. apply and stopAll are called
+// from the session goroutine only; the reporter reads the runs under mu, and
+// run state is shared with task goroutines under run.mu. Lock order:
+// session.mu before run.mu; neither is held across I/O.
+type session struct {
+	w     *Worker
+	lease clientv3.LeaseID
+	dirty chan struct{} // capacity 1: a report is pending
+
+	mu struct {
+		sync.Mutex
+		runs map[string]*run // by job id
+	}
+}
+
+func (s *session) get(jobID string) *run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.runs[jobID]
+}
+
+func (s *session) put(r *run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.runs[r.jobID] = r
+}
+
+func (s *session) snapshotRuns() []*run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*run, 0, len(s.mu.runs))
+	for _, r := range s.mu.runs {
+		out = append(out, r)
+	}
+	return out
+}
+
+// run is one job attempt running on this worker.
+type run struct {
+	jobID   string
+	attempt int64
+	cancel  context.CancelFunc
+	done    chan struct{}
+	// unassigned is set under session.mu once the assignment is gone; the
+	// run is forgotten after its last report is written.
+	unassigned bool
+
+	mu struct {
+		sync.Mutex
+		tasks    map[taskKey]sabotv1.TaskState
+		err      string
+		reported bool // the latest state has been written
+	}
+}
+
+type taskKey struct {
+	vertex  string
+	subtask int32
+}
+
+// apply reacts to an assignment record: value nil means it was deleted.
+func (s *session) apply(ctx context.Context, key, value []byte) {
+	_, jobID, err := cluster.ParseAssignmentKey(string(key))
+	if err != nil {
+		s.w.cfg.Logger.Error("ignoring assignment", "err", err)
+		return
+	}
+	cur := s.get(jobID)
+	if value == nil {
+		if cur != nil {
+			s.w.cfg.Logger.Info("assignment removed; stopping job", "job", jobID, "attempt", cur.attempt)
+			cur.cancel()
+			<-cur.done
+			// The reporter writes the final (CANCELED) report, which the
+			// scheduler waits for, and then forgets the run.
+			s.mu.Lock()
+			cur.unassigned = true
+			s.mu.Unlock()
+			s.markDirty()
+		}
+		return
+	}
+	asg := cluster.NewAssignment()
+	if err := proto.Unmarshal(value, asg); err != nil {
+		s.w.cfg.Logger.Error("ignoring undecodable assignment", "job", jobID, "err", err)
+		return
+	}
+	if cur != nil {
+		if cur.attempt == asg.GetAttempt() {
+			return // the same attempt, already running (or done)
+		}
+		cur.cancel()
+		<-cur.done
+	}
+	s.start(ctx, asg)
+}
+
+// start runs one job attempt in its own goroutine.
+func (s *session) start(ctx context.Context, asg *clusterv1.Assignment) {
+	rctx, cancel := context.WithCancel(ctx)
+	r := &run{jobID: asg.GetJobId(), attempt: asg.GetAttempt(), cancel: cancel, done: make(chan struct{})}
+	r.mu.tasks = make(map[taskKey]sabotv1.TaskState, len(asg.GetSubtasks()))
+	for _, st := range asg.GetSubtasks() {
+		r.mu.tasks[taskKey{st.GetVertexId(), st.GetSubtask()}] = sabotv1.TaskState_TASK_STATE_DEPLOYING
+	}
+	s.put(r)
+	s.markDirty()
+	log := s.w.cfg.Logger.With("job", r.jobID, "attempt", r.attempt)
+	ok := s.w.g.Go("worker.job", func(context.Context) {
+		defer close(r.done)
+		defer cancel()
+		err := s.execute(rctx, asg, r)
+		r.finish(err, rctx.Err() != nil)
+		s.markDirty()
+		switch {
+		case err == nil:
+			log.Info("job attempt finished")
+		case rctx.Err() != nil:
+			log.Info("job attempt stopped")
+		default:
+			log.Warn("job attempt failed", "err", err)
+		}
+	}, "job", r.jobID, "attempt", fmt.Sprint(r.attempt))
+	if !ok {
+		cancel()
+		close(r.done)
+	}
+}
+
+func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run) error {
+	g, err := jobgraph.Resolve(asg.GetSpec())
+	if err != nil {
+		return fmt.Errorf("resolve job graph: %w", err)
+	}
+	return runtime.Run(ctx, runtime.Config{
+		JobID:    asg.GetJobId(),
+		Attempt:  asg.GetAttempt(),
+		Graph:    g,
+		Subtasks: asg.GetSubtasks(),
+		Logger:   s.w.cfg.Logger.With("job", asg.GetJobId()),
+		PrintOut: s.w.cfg.PrintOut,
+		OnTaskState: func(vertex string, subtask int32, state sabotv1.TaskState) {
+			r.set(taskKey{vertex, subtask}, state)
+			s.markDirty()
+		},
+	})
+}
+
+func (r *run) set(k taskKey, state sabotv1.TaskState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mu.tasks[k] = state
+	r.mu.reported = false
+}
+
+// finish records the attempt's outcome in every task that has not ended.
+func (r *run) finish(err error, canceled bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	final := sabotv1.TaskState_TASK_STATE_FINISHED
+	switch {
+	case canceled:
+		final = sabotv1.TaskState_TASK_STATE_CANCELED
+	case err != nil:
+		final = sabotv1.TaskState_TASK_STATE_FAILED
+		r.mu.err = err.Error()
+	}
+	for k, st := range r.mu.tasks {
+		if st != sabotv1.TaskState_TASK_STATE_FINISHED && st != sabotv1.TaskState_TASK_STATE_FAILED {
+			r.mu.tasks[k] = final
+		}
+	}
+	r.mu.reported = false
+}
+
+// report builds the record for the run's current state, or nil if it has
+// been written already.
+func (r *run) report(workerID string, now *timestamppb.Timestamp) *clusterv1.TaskReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.reported {
+		return nil
+	}
+	r.mu.reported = true
+	rep := &clusterv1.TaskReport{JobId: r.jobID, Attempt: r.attempt, WorkerId: workerID, Error: r.mu.err, UpdatedAt: now}
+	for k, st := range r.mu.tasks {
+		rep.Tasks = append(rep.Tasks, &sabotv1.TaskStatus{VertexId: k.vertex, Subtask: k.subtask, WorkerId: workerID, State: st})
+	}
+	return rep
+}
+
+func (s *session) markDirty() {
+	select {
+	case s.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop writes the reports of runs whose state changed, latest state
+// wins: a burst of task transitions costs one write per job.
+func (s *session) reportLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirty:
+		}
+		if err := s.writeReports(ctx); err != nil && ctx.Err() == nil {
+			s.w.cfg.Logger.Warn("writing task reports failed; will retry", "err", err)
+			s.markDirty()
+		}
+	}
+}
+
+func (s *session) writeReports(ctx context.Context) error {
+	now := timestamppb.New(s.w.cfg.Now())
+	for _, r := range s.snapshotRuns() {
+		rep := r.report(s.w.cfg.ID, now)
+		if rep == nil {
+			continue
+		}
+		_, err := s.w.cfg.Etcd.Put(ctx, cluster.ReportKey(r.jobID, s.w.cfg.ID), cluster.Marshal(rep), clientv3.WithLease(s.lease))
+		if err != nil {
+			r.mu.Lock()
+			r.mu.reported = false
+			r.mu.Unlock()
+			return fmt.Errorf("worker: report %s: %w", r.jobID, err)
+		}
+	}
+	s.prune()
+	return nil
+}
+
+// prune forgets runs that ended, were unassigned and have been reported, so
+// a long-lived worker does not accumulate finished jobs.
+func (s *session) prune() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.mu.runs {
+		if !r.unassigned {
+			continue
+		}
+		select {
+		case <-r.done:
+		default:
+			continue
+		}
+		r.mu.Lock()
+		reported := r.mu.reported
+		r.mu.Unlock()
+		if reported {
+			delete(s.mu.runs, id)
+		}
+	}
+}
+
+// stopAll cancels every run and waits for them.
+func (s *session) stopAll() {
+	for _, r := range s.snapshotRuns() {
+		r.cancel()
+	}
+	for _, r := range s.snapshotRuns() {
+		<-r.done
+	}
+}

@@ -1,0 +1,145 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/jonboulle/clockwork"
+
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/jobgraph"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultQueueCapacity = 8
+	DefaultBatchSize     = 1024
+)
+
+// Config is one job attempt's share on this worker.
+type Config struct {
+	JobID   string
+	Attempt int64
+	// Graph is the resolved job graph. Required.
+	Graph *jobgraph.Graph
+	// Subtasks lists the subtasks that run here; empty means every subtask
+	// of every vertex. Until the network exchange lands, it must cover the
+	// whole graph (ErrRemoteExchange otherwise).
+	Subtasks []*clusterv1.SubtaskRef
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// PrintOut receives print sinks' lines (one Write per batch, serialized
+	// across subtasks). Nil means each line is logged on Logger at info.
+	PrintOut io.Writer
+	// Allocator backs every batch the job allocates; default
+	// memory.DefaultAllocator.
+	Allocator memory.Allocator
+	// QueueCapacity is the number of elements (batches or control events)
+	// an exchange input gate buffers per receiving subtask; default
+	// DefaultQueueCapacity. A full gate blocks its senders.
+	QueueCapacity int
+	// BatchSize is the number of rows per batch sources produce; default
+	// DefaultBatchSize.
+	BatchSize int
+	// Clock paces sources (rows_per_second); default real time. Tests pass
+	// a clockwork.FakeClock.
+	Clock clockwork.Clock
+	// OnTaskState, if set, is called from task goroutines on every task
+	// state change of every vertex in the task's chain. It must not block.
+	OnTaskState func(vertexID string, subtask int32, state sabotv1.TaskState)
+
+	// operatorHook, if set and returning non-nil, replaces a vertex's
+	// operator: in-package tests and benchmarks use it for sinks the
+	// contract has no kind for (counting, discarding).
+	operatorHook func(v *jobgraph.Vertex, info TaskInfo) Operator
+}
+
+// withDefaults returns a copy of c with zero fields defaulted.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Allocator == nil {
+		c.Allocator = memory.DefaultAllocator
+	}
+	if c.QueueCapacity == 0 {
+		c.QueueCapacity = DefaultQueueCapacity
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	return c
+}
+
+// Validate rejects a config Run cannot start, before any goroutine starts.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Graph == nil {
+		errs = append(errs, errors.New("runtime: config: Graph is required"))
+	}
+	if c.QueueCapacity < 0 {
+		errs = append(errs, fmt.Errorf("runtime: config: QueueCapacity %d is negative", c.QueueCapacity))
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("runtime: config: BatchSize %d is negative", c.BatchSize))
+	}
+	if c.Graph != nil {
+		if err := checkSubtasks(c.Graph, c.Subtasks); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// String describes the config for logs; it holds no secrets today, but
+// keeps to the identifying fields so it stays safe to log.
+func (c Config) String() string {
+	name := ""
+	if c.Graph != nil {
+		name = c.Graph.Name
+	}
+	return fmt.Sprintf("runtime.Config{job=%s attempt=%d graph=%q subtasks=%d queue=%d batch=%d}",
+		c.JobID, c.Attempt, name, len(c.Subtasks), c.QueueCapacity, c.BatchSize)
+}
+
+// checkSubtasks verifies refs name real subtasks and, for now, every one of
+// them: a partial placement needs the network exchange.
+func checkSubtasks(g *jobgraph.Graph, refs []*clusterv1.SubtaskRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	type key struct {
+		v string
+		s int32
+	}
+	seen := make(map[key]bool, len(refs))
+	for _, r := range refs {
+		v := g.Vertex(r.GetVertexId())
+		if v == nil {
+			return fmt.Errorf("runtime: config: subtask %s[%d] names a vertex not in the graph", r.GetVertexId(), r.GetSubtask())
+		}
+		if r.GetSubtask() < 0 || int(r.GetSubtask()) >= v.Parallelism {
+			return fmt.Errorf("runtime: config: subtask %s[%d] is out of range (parallelism %d)", r.GetVertexId(), r.GetSubtask(), v.Parallelism)
+		}
+		if r.GetParallelism() != 0 && int(r.GetParallelism()) != v.Parallelism {
+			return fmt.Errorf("runtime: config: subtask %s[%d] says parallelism %d but the graph has %d",
+				r.GetVertexId(), r.GetSubtask(), r.GetParallelism(), v.Parallelism)
+		}
+		seen[key{r.GetVertexId(), r.GetSubtask()}] = true
+	}
+	for _, v := range g.Vertices {
+		for s := range v.Parallelism {
+			if !seen[key{v.ID, int32(s)}] {
+				return fmt.Errorf("%w: subtask %s[%d] is not placed on this worker", ErrRemoteExchange, v.ID, s)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/sabotdev/sabot/internal/jobgraph"
+)
+
+// env is what operators of one Run share: the defaulted config's
+// resources.
+type env struct {
+	mem       memory.Allocator
+	clock     clockwork.Clock
+	batchSize int
+	logger    *slog.Logger
+	printer   *printer
+	hook      func(v *jobgraph.Vertex, info TaskInfo) Operator
+}
+
+// Run runs the job's subtasks placed here until they all finish, ctx is
+// cancelled, or one fails:
+//
+//   - every task finished (bounded sources ended, every sink flushed and
+//     closed): nil;
+//   - ctx cancelled: ctx.Err(), once every task goroutine has returned
+//     (tasks select on ctx in every blocking wait, so this is prompt even
+//     with full queues);
+//   - a task failed: a *TaskError naming job, vertex and subtask, after
+//     cancelling the other tasks and waiting for them.
+//
+// A config that Validate rejects fails before any goroutine starts; a
+// partial placement fails with ErrRemoteExchange. No goroutine outlives
+// Run, and every batch the job allocated is released before Run returns.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	g := cfg.Graph
+	e := &env{
+		mem:       cfg.Allocator,
+		clock:     cfg.Clock,
+		batchSize: cfg.BatchSize,
+		logger:    cfg.Logger,
+		printer:   &printer{w: cfg.PrintOut, logger: cfg.Logger},
+		hook:      cfg.operatorHook,
+	}
+	x := newLocalExchange(g, cfg.QueueCapacity)
+	// Batches still queued when tasks stop early (cancel, failure) are
+	// released once nobody can touch the queues any more.
+	defer x.drain()
+
+	tasks, err := buildTasks(cfg, x, e)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Debug("runtime: starting job", "job", cfg.JobID, "attempt", cfg.Attempt, "tasks", len(tasks))
+
+	grp := newTaskGroup(ctx)
+	for _, t := range tasks {
+		grp.Go(t.exec, "job", cfg.JobID, "vertex", t.info.VertexID, "subtask", strconv.Itoa(t.info.Subtask))
+	}
+	taskErr := grp.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if taskErr != nil {
+		return taskErr
+	}
+	return nil
+}
+
+// buildTasks creates every task and its operators, without starting them.
+func buildTasks(cfg Config, x Exchange, e *env) ([]*task, error) {
+	var tasks []*task
+	for _, v := range cfg.Graph.Vertices {
+		if !headsTask(v) {
+			continue
+		}
+		for s := range v.Parallelism {
+			t := &task{onState: cfg.OnTaskState}
+			t.info = taskInfo(cfg, v, s)
+			// Constructors only compile and check; they acquire nothing
+			// (Open does), so a failure here leaves nothing to close.
+			head, err := buildNode(cfg, v, s, x, e, t)
+			if err != nil {
+				return nil, t.taskError(err)
+			}
+			t.head = head
+			if v.Kind == jobgraph.KindSource {
+				if t.source, err = newSource(v, t.info, e); err != nil {
+					return nil, t.taskError(tagVertex(v.ID, err))
+				}
+			} else {
+				t.gate = x.Gate(v, s)
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	return tasks, nil
+}
+
+func taskInfo(cfg Config, v *jobgraph.Vertex, s int) TaskInfo {
+	lo, hi := jobgraph.KeyGroupRange(cfg.Graph.MaxParallelism, v.Parallelism, s)
+	return TaskInfo{
+		JobID: cfg.JobID, Attempt: cfg.Attempt, VertexID: v.ID,
+		Subtask: s, Parallelism: v.Parallelism, KeyGroupStart: lo, KeyGroupEnd: hi,
+	}
+}
+
+// buildNode creates v's operator for subtask s and, recursively, the
+// vertices chained after it; t.nodes collects them in chain order.
+func buildNode(cfg Config, v *jobgraph.Vertex, s int, x Exchange, e *env, t *task) (*node, error) {
+	n := &node{vertex: v}
+	t.nodes = append(t.nodes, n)
+	if v.Kind != jobgraph.KindSource {
+		op, err := newOperator(v, taskInfo(cfg, v, s), e)
+		if err != nil {
+			return nil, tagVertex(v.ID, err)
+		}
+		n.op = op
+	}
+	for _, out := range v.Outputs {
+		if out.Chained() {
+			c, err := buildNode(cfg, out.To, s, x, e, t)
+			if err != nil {
+				return nil, err
+			}
+			n.out.chained = append(n.out.chained, c)
+			continue
+		}
+		n.out.edges = append(n.out.edges, newEdgeWriter(out, x, s, cfg.Graph.MaxParallelism, e.mem))
+	}
+	return n, nil
+}
+
+// taskGroup runs tasks as goroutines owned by one Run: labelled for pprof,
+// the first failure cancels the rest, Wait returns after all returned.
+type taskGroup struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     struct {
+		sync.Mutex
+		err error
+	}
+}
+
+func newTaskGroup(parent context.Context) *taskGroup {
+	ctx, cancel := context.WithCancel(parent)
+	return &taskGroup{ctx: ctx, cancel: cancel}
+}
+
+// Go runs fn labelled with the label pairs. A failure of fn (other than
+// its context being cancelled) is recorded, first one wins, and cancels
+// the group.
+func (g *taskGroup) Go(fn func(ctx context.Context) error, labels ...string) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		pprof.Do(g.ctx, pprof.Labels(labels...), func(ctx context.Context) {
+			err := fn(ctx)
+			if err == nil || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+				return
+			}
+			g.mu.Lock()
+			if g.mu.err == nil {
+				g.mu.err = err
+			}
+			g.mu.Unlock()
+			g.cancel()
+		})
+	}()
+}
+
+// Wait waits for every goroutine and returns the first failure.
+func (g *taskGroup) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.err
+}

@@ -1,0 +1,309 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/jobgraph"
+)
+
+// node is one vertex of a task's chain. A chain is a tree: a vertex may
+// have several chained outputs (forward edges into single-input vertices)
+// next to exchange edges.
+type node struct {
+	vertex *jobgraph.Vertex
+	op     Operator // nil for a source head; the task drives its Source
+	out    fanout
+}
+
+// fanout is a node's Output: chained children are called directly, in
+// the same goroutine, and exchange edges are written to their channels.
+type fanout struct {
+	chained []*node
+	edges   []*edgeWriter
+}
+
+func (f *fanout) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+	for _, c := range f.chained {
+		if err := c.op.ProcessBatch(ctx, rec, &c.out); err != nil {
+			return tagVertex(c.vertex.ID, err)
+		}
+	}
+	for _, e := range f.edges {
+		if err := e.Emit(ctx, rec); err != nil {
+			return tagVertex(e.edge.From.ID, err)
+		}
+	}
+	return nil
+}
+
+func (f *fanout) EmitWatermark(ctx context.Context, wm int64) error {
+	for _, c := range f.chained {
+		if err := c.processWatermark(ctx, wm); err != nil {
+			return err
+		}
+	}
+	for _, e := range f.edges {
+		if err := e.EmitWatermark(ctx, wm); err != nil {
+			return tagVertex(e.edge.From.ID, err)
+		}
+	}
+	return nil
+}
+
+// processWatermark lets the operator react to wm, then forwards it.
+func (n *node) processWatermark(ctx context.Context, wm int64) error {
+	if err := n.op.ProcessWatermark(ctx, wm, &n.out); err != nil {
+		return tagVertex(n.vertex.ID, err)
+	}
+	return n.out.EmitWatermark(ctx, wm)
+}
+
+// finish ends the node's input: its operator flushes, then its chained
+// children finish, then its exchange edges get end-of-input.
+func (n *node) finish(ctx context.Context) error {
+	if n.op != nil {
+		if err := n.op.Finish(ctx, &n.out); err != nil {
+			return tagVertex(n.vertex.ID, err)
+		}
+	}
+	for _, c := range n.out.chained {
+		if err := c.finish(ctx); err != nil {
+			return err
+		}
+	}
+	for _, e := range n.out.edges {
+		if err := e.endOfInput(ctx); err != nil {
+			return tagVertex(n.vertex.ID, err)
+		}
+	}
+	return nil
+}
+
+// task is one goroutine: a chain of operators for one subtask, fed by a
+// Source or by an input Gate.
+type task struct {
+	info   TaskInfo // of the head vertex
+	source Source   // set when the head is a source
+	gate   Gate     // set otherwise
+	head   *node
+	nodes  []*node // every node, head first (chain order)
+
+	onState func(vertexID string, subtask int32, state sabotv1.TaskState)
+}
+
+func (t *task) report(s sabotv1.TaskState) {
+	if t.onState == nil {
+		return
+	}
+	for _, n := range t.nodes {
+		t.onState(n.vertex.ID, int32(t.info.Subtask), s)
+	}
+}
+
+// exec runs the task and turns a failure into a *TaskError.
+func (t *task) exec(ctx context.Context) error {
+	err := t.run(ctx)
+	if err == nil || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+		return err
+	}
+	return t.taskError(err)
+}
+
+// taskError names the vertex of the chain that failed (the head unless an
+// operator further down tagged the error).
+func (t *task) taskError(err error) *TaskError {
+	vertex := t.info.VertexID
+	var ve *vertexError
+	if errors.As(err, &ve) {
+		vertex, err = ve.vertex, ve.err
+	}
+	return &TaskError{JobID: t.info.JobID, Attempt: t.info.Attempt, Vertex: vertex, Subtask: t.info.Subtask, Err: err}
+}
+
+// run runs the task to its end. It returns nil when the input ended and
+// everything was flushed and closed, a context error when cancelled, or
+// the failure otherwise (tagged with the failing vertex).
+func (t *task) run(ctx context.Context) (err error) {
+	t.report(sabotv1.TaskState_TASK_STATE_DEPLOYING)
+	defer func() {
+		// A panicking operator fails its task, not the worker.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+		if cerr := t.close(); err == nil {
+			err = cerr
+		}
+		switch {
+		case err == nil:
+			t.report(sabotv1.TaskState_TASK_STATE_FINISHED)
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			t.report(sabotv1.TaskState_TASK_STATE_CANCELED)
+		default:
+			t.report(sabotv1.TaskState_TASK_STATE_FAILED)
+		}
+	}()
+	if err := t.open(ctx); err != nil {
+		return err
+	}
+	t.report(sabotv1.TaskState_TASK_STATE_RUNNING)
+	if t.source != nil {
+		return t.runSource(ctx)
+	}
+	return t.runInput(ctx)
+}
+
+// open opens operators tail first, so that a downstream operator is ready
+// before anything upstream can emit (as Flink).
+func (t *task) open(ctx context.Context) error {
+	for i := len(t.nodes) - 1; i >= 0; i-- {
+		n := t.nodes[i]
+		if n.op == nil {
+			continue
+		}
+		if err := n.op.Open(ctx); err != nil {
+			return tagVertex(n.vertex.ID, fmt.Errorf("open: %w", err))
+		}
+	}
+	if t.source != nil {
+		if err := t.source.Open(ctx); err != nil {
+			return tagVertex(t.head.vertex.ID, fmt.Errorf("open: %w", err))
+		}
+	}
+	return nil
+}
+
+// close closes every operator, head first, and returns the first error.
+func (t *task) close() error {
+	var first error
+	if t.source != nil {
+		first = tagVertex(t.head.vertex.ID, t.source.Close())
+	}
+	for _, n := range t.nodes {
+		if n.op == nil {
+			continue
+		}
+		if err := n.op.Close(); err != nil && first == nil {
+			first = tagVertex(n.vertex.ID, fmt.Errorf("close: %w", err))
+		}
+	}
+	return first
+}
+
+func (t *task) runSource(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		done, err := t.source.Next(ctx, &t.head.out)
+		if err != nil {
+			return tagVertex(t.head.vertex.ID, err)
+		}
+		if done {
+			break
+		}
+	}
+	// A bounded source's event time is complete.
+	if err := t.head.out.EmitWatermark(ctx, MaxWatermark); err != nil {
+		return err
+	}
+	return t.head.finish(ctx)
+}
+
+func (t *task) runInput(ctx context.Context) error {
+	v := newValve(t.gate.NumChannels())
+	for v.open > 0 {
+		ch, el, err := t.gate.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		switch el.Kind {
+		case KindBatch:
+			err := t.head.op.ProcessBatch(ctx, el.Batch, &t.head.out)
+			el.Batch.Release()
+			if err != nil {
+				return tagVertex(t.head.vertex.ID, err)
+			}
+		case KindWatermark:
+			if wm, ok := v.watermark(ch, el.Watermark); ok {
+				if err := t.head.processWatermark(ctx, wm); err != nil {
+					return err
+				}
+			}
+		case KindEndOfInput:
+			if wm, ok := v.end(ch); ok {
+				if err := t.head.processWatermark(ctx, wm); err != nil {
+					return err
+				}
+			}
+		case KindBarrier:
+			el.release()
+			return fmt.Errorf("runtime: checkpoint barriers are not supported yet")
+		default:
+			el.release()
+			return fmt.Errorf("runtime: unknown element kind %s on channel %d", el.Kind, ch)
+		}
+	}
+	return t.head.finish(ctx)
+}
+
+// valve merges the watermarks of a gate's channels: the output watermark
+// is the minimum over channels that have not ended, and only ever
+// advances. A channel that ended no longer holds the others back.
+type valve struct {
+	wms   []int64
+	ended []bool
+	open  int
+	cur   int64
+}
+
+func newValve(channels int) *valve {
+	v := &valve{wms: make([]int64, channels), ended: make([]bool, channels), open: channels, cur: MinWatermark}
+	for i := range v.wms {
+		v.wms[i] = MinWatermark
+	}
+	return v
+}
+
+// watermark records wm on channel ch and returns the new output watermark
+// if it advanced.
+func (v *valve) watermark(ch int, wm int64) (int64, bool) {
+	if v.ended[ch] || wm <= v.wms[ch] {
+		return 0, false
+	}
+	v.wms[ch] = wm
+	return v.advance()
+}
+
+// end marks channel ch ended and returns the new output watermark if that
+// let it advance.
+func (v *valve) end(ch int) (int64, bool) {
+	if v.ended[ch] {
+		return 0, false
+	}
+	v.ended[ch] = true
+	v.open--
+	return v.advance()
+}
+
+func (v *valve) advance() (int64, bool) {
+	if v.open == 0 {
+		return 0, false
+	}
+	low := MaxWatermark
+	for i, wm := range v.wms {
+		if !v.ended[i] && wm < low {
+			low = wm
+		}
+	}
+	if low <= v.cur {
+		return 0, false
+	}
+	v.cur = low
+	return low, true
+}

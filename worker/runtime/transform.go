@@ -1,0 +1,145 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/jobgraph"
+	"github.com/sabotdev/sabot/sql/expr"
+)
+
+// newSource creates the Source of a source vertex's subtask.
+func newSource(v *jobgraph.Vertex, info TaskInfo, e *env) (Source, error) {
+	switch op := v.Operator.GetKind().(type) {
+	case *sabotv1.Operator_Sequence:
+		return newSequence(op.Sequence, info, e), nil
+	default:
+		return nil, fmt.Errorf("runtime: source kind %T is not supported by this worker", op)
+	}
+}
+
+// newOperator creates the Operator of a transform or sink vertex's
+// subtask. It compiles and checks but acquires nothing; Open does.
+func newOperator(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
+	if e.hook != nil {
+		if op := e.hook(v, info); op != nil {
+			return op, nil
+		}
+	}
+	switch op := v.Operator.GetKind().(type) {
+	case *sabotv1.Operator_Map:
+		return newMapOp(op.Map, v, e)
+	case *sabotv1.Operator_Filter:
+		return newFilterOp(op.Filter, v, e)
+	case *sabotv1.Operator_Print:
+		return newPrintSink(op.Print.GetPrefix(), v, info, e), nil
+	case *sabotv1.Operator_File:
+		return newFileSink(op.File.GetPath(), v, info), nil
+	default:
+		return nil, fmt.Errorf("runtime: operator kind %T is not supported by this worker", op)
+	}
+}
+
+// mapOp evaluates one expression per output column over each batch.
+type mapOp struct {
+	baseOperator
+	mem    memory.Allocator
+	schema *arrow.Schema
+	exprs  []*expr.Expr
+	cols   []arrow.Array
+}
+
+func newMapOp(spec *sabotv1.MapOperator, v *jobgraph.Vertex, e *env) (*mapOp, error) {
+	m := &mapOp{mem: e.mem, schema: v.Schema}
+	for i, c := range spec.GetColumns() {
+		x, err := expr.Compile(c.GetExpr(), v.InputSchema)
+		if err != nil {
+			return nil, fmt.Errorf("map column %d (%s): %w", i, c.GetName(), err)
+		}
+		if !arrow.TypeEqual(x.Type(), v.Schema.Field(i).Type) {
+			return nil, fmt.Errorf("map column %d (%s): expression type %s differs from the resolved schema's %s", i, c.GetName(), x.Type(), v.Schema.Field(i).Type)
+		}
+		m.exprs = append(m.exprs, x)
+	}
+	m.cols = make([]arrow.Array, len(m.exprs))
+	return m, nil
+}
+
+func (m *mapOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
+	defer func() {
+		for i, c := range m.cols {
+			if c != nil {
+				c.Release()
+				m.cols[i] = nil
+			}
+		}
+	}()
+	for i, x := range m.exprs {
+		a, err := x.Eval(ctx, m.mem, rec)
+		if err != nil {
+			return fmt.Errorf("map column %s: %w", m.schema.Field(i).Name, err)
+		}
+		m.cols[i] = a
+	}
+	res := array.NewRecordBatch(m.schema, m.cols, rec.NumRows())
+	err := out.Emit(ctx, res)
+	res.Release()
+	return err
+}
+
+// filterOp keeps the rows whose condition is true; null counts as false.
+type filterOp struct {
+	baseOperator
+	mem  memory.Allocator
+	cond *expr.Expr
+	rows []int32 // reused
+}
+
+func newFilterOp(spec *sabotv1.FilterOperator, v *jobgraph.Vertex, e *env) (*filterOp, error) {
+	x, err := expr.Compile(spec.GetCondition(), v.InputSchema)
+	if err != nil {
+		return nil, fmt.Errorf("filter condition: %w", err)
+	}
+	if x.Type().ID() != arrow.BOOL {
+		return nil, fmt.Errorf("filter condition %q is %s, not boolean", spec.GetCondition(), x.Type())
+	}
+	return &filterOp{mem: e.mem, cond: x}, nil
+}
+
+func (f *filterOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
+	res, err := f.cond.Eval(ctx, f.mem, rec)
+	if err != nil {
+		return fmt.Errorf("filter condition: %w", err)
+	}
+	defer res.Release()
+	mask, ok := res.(*array.Boolean)
+	if !ok {
+		return fmt.Errorf("filter condition evaluated to %s, not boolean", res.DataType())
+	}
+	rows := f.rows[:0]
+	nulls := mask.NullN() > 0
+	for i := range mask.Len() {
+		if mask.Value(i) && (!nulls || mask.IsValid(i)) {
+			rows = append(rows, int32(i))
+		}
+	}
+	f.rows = rows
+	switch len(rows) {
+	case 0:
+		return nil
+	case int(rec.NumRows()):
+		return out.Emit(ctx, rec) // every row passes: no copy
+	}
+	kept, err := take(ctx, f.mem, rec, rows)
+	if err != nil {
+		return err
+	}
+	err = out.Emit(ctx, kept)
+	kept.Release()
+	return err
+}
