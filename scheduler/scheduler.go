@@ -63,9 +63,11 @@ func (s *Scheduler) campaignLoop(ctx context.Context) {
 }
 
 func (s *Scheduler) leadOnce(ctx context.Context, first *bool) error {
+	// The session outlives ctx's cancellation on purpose: the deferred Close
+	// must still be able to revoke the lease.
 	sess, err := concurrency.NewSession(s.cfg.Etcd,
 		concurrency.WithTTL(int(s.cfg.LeaseTTL/time.Second)),
-		concurrency.WithContext(ctx))
+		concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return fmt.Errorf("scheduler: session: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sabotdev/sabot/gateway"
+	"github.com/sabotdev/sabot/internal/etcdserver"
 	"github.com/sabotdev/sabot/scheduler"
 	"github.com/sabotdev/sabot/worker"
 )
@@ -25,8 +27,13 @@ func (r *roleFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&r.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
-func (r *roleFlags) client(ctx context.Context) (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: r.etcd, DialTimeout: 5 * time.Second, Context: ctx})
+func (r *roleFlags) client(ctx context.Context, log *slog.Logger) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   r.etcd,
+		DialTimeout: 5 * time.Second,
+		Context:     ctx,
+		Logger:      etcdserver.ClientLogger(log),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(r.etcd, ","), err)
 	}
@@ -45,7 +52,7 @@ func newGatewayCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			cli, err := rf.client(context.WithoutCancel(ctx))
+			cli, err := rf.client(context.WithoutCancel(ctx), log)
 			if err != nil {
 				return err
 			}
@@ -76,7 +83,7 @@ func newSchedulerCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			cli, err := rf.client(context.WithoutCancel(ctx))
+			cli, err := rf.client(context.WithoutCancel(ctx), log)
 			if err != nil {
 				return err
 			}
@@ -98,6 +105,7 @@ func newWorkerCmd() *cobra.Command {
 	var (
 		rf    roleFlags
 		slots int
+		id    string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -109,12 +117,12 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			cli, err := rf.client(context.WithoutCancel(ctx))
+			cli, err := rf.client(context.WithoutCancel(ctx), log)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			w, err := worker.Start(ctx, worker.Config{Etcd: cli, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
+			w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
 			if err != nil {
 				return err
 			}
@@ -125,5 +133,6 @@ func newWorkerCmd() *cobra.Command {
 	}
 	rf.register(cmd)
 	cmd.Flags().IntVar(&slots, "slots", 4, "task slots")
+	cmd.Flags().StringVar(&id, "id", "", "worker id (default: a new random id per start; reuse one only for a worker that really is the same)")
 	return cmd
 }

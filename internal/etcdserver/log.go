@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -93,4 +94,11 @@ func attrs(fields []zapcore.Field) []slog.Attr {
 		out = append(out, slog.Any(k, enc.Fields[k]))
 	}
 	return out
+}
+
+// ClientLogger returns a zap logger for an etcd client (clientv3.Config's
+// Logger) that forwards to log, so the client's retries and warnings appear
+// in Sabot's log instead of as JSON on stderr.
+func ClientLogger(log *slog.Logger) *zap.Logger {
+	return zap.New(newSlogCore(log.Handler(), new(atomic.Bool)))
 }

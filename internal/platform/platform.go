@@ -155,7 +155,12 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		p.endpoints = p.etcd.Endpoints()
 		log.Info("etcd (embedded) listening", "endpoints", p.endpoints, "dir", filepath.Join(cfg.DataDir, "etcd"))
 	}
-	p.cli, err = clientv3.New(clientv3.Config{Endpoints: p.endpoints, DialTimeout: 5 * time.Second, Context: context.WithoutCancel(ctx)})
+	p.cli, err = clientv3.New(clientv3.Config{
+		Endpoints:   p.endpoints,
+		DialTimeout: 5 * time.Second,
+		Context:     context.WithoutCancel(ctx),
+		Logger:      etcdserver.ClientLogger(log),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("platform: etcd client: %w", err)
 	}

@@ -58,7 +58,7 @@ func StartPlatform(t testing.TB, opts PlatformOptions) *Platform {
 		Slots:     opts.Slots,
 		LeaseTTL:  opts.LeaseTTL,
 		KafkaAddr: opts.KafkaAddr,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:    Logger(t, slog.LevelInfo),
 	})
 	if err != nil {
 		t.Fatalf("testkit: start platform: %v", err)
@@ -84,13 +84,4 @@ func (p *Platform) Stop() {
 	if err := p.Close(ctx); err != nil {
 		p.t.Errorf("testkit: stop platform: %v", err)
 	}
-}
-
-// testWriter sends log lines to t.Log, so they show with the failing test.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(b))
-	return len(b), nil
 }
