@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 
-	"connectrpc.com/connect"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"connectrpc.com/connect"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/gen/sabot/v1/sabotv1connect"

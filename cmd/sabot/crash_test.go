@@ -63,7 +63,8 @@ func freeAddr(t *testing.T) string {
 // devProcess is `sabot dev` running as a child process.
 type devProcess struct {
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result; read after done
 	log  string
 }
 
@@ -80,8 +81,12 @@ func startDev(t *testing.T, bin, data, addr string) *devProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &devProcess{cmd: cmd, done: make(chan error, 1), log: logPath}
-	go func() { d.done <- cmd.Wait(); _ = logf.Close() }() // joined by the cleanup below
+	d := &devProcess{cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { // joined by the cleanup below
+		d.err = cmd.Wait()
+		_ = logf.Close()
+		close(d.done)
+	}()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-d.done
@@ -92,9 +97,8 @@ func startDev(t *testing.T, bin, data, addr string) *devProcess {
 	})
 	testkit.Eventually(t, 60*time.Second, func() error {
 		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("sabot dev exited before serving: %v", err)
+		case <-d.done:
+			t.Fatalf("sabot dev exited before serving: %v", d.err)
 		default:
 		}
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -143,7 +147,6 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-dev.done
-	dev.done <- nil // let the cleanup's receive return
 
 	startDev(t, bin, data, addr)
 	resp, err := client.ListJobs(context.Background(), connect.NewRequest(&sabotv1.ListJobsRequest{}))
@@ -178,11 +181,10 @@ func TestDevStopsOnSIGTERM(t *testing.T) {
 	// The binary bounds its own shutdown at 5 s (shutdownGrace plus a
 	// watchdog); the margin here only absorbs process scheduling.
 	select {
-	case err := <-dev.done:
-		dev.done <- err
-		if err != nil {
+	case <-dev.done:
+		if dev.err != nil {
 			b, _ := os.ReadFile(dev.log)
-			t.Fatalf("sabot dev exited with %v after SIGTERM:\n%s", err, b)
+			t.Fatalf("sabot dev exited with %v after SIGTERM:\n%s", dev.err, b)
 		}
 	case <-time.After(8 * time.Second):
 		t.Fatal("sabot dev still running 8 s after SIGTERM")

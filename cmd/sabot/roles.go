@@ -56,7 +56,7 @@ func newGatewayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
+			defer closeQuietly(cli)
 			gw, err := gateway.Start(ctx, gateway.Config{Addr: strings.TrimPrefix(g.addr, "http://"), Etcd: cli, Logger: log})
 			if err != nil {
 				return err
@@ -87,7 +87,7 @@ func newSchedulerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
+			defer closeQuietly(cli)
 			s, err := scheduler.Start(ctx, scheduler.Config{Etcd: cli, Logger: log})
 			if err != nil {
 				return err
@@ -121,7 +121,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
+			defer closeQuietly(cli)
 			w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
 			if err != nil {
 				return err
@@ -136,3 +136,7 @@ func newWorkerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "worker id (default: a new random id per start; reuse one only for a worker that really is the same)")
 	return cmd
 }
+
+// closeQuietly closes the etcd client at exit; by then there is nobody to
+// report a close error to.
+func closeQuietly(cli *clientv3.Client) { _ = cli.Close() }

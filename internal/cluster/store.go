@@ -93,12 +93,17 @@ func Marshal(m proto.Message) string {
 	return string(b)
 }
 
-// NewJob, NewWorker, NewAssignment and NewReport allocate records for Get
-// and List.
-func NewJob() *sabotv1.Job                 { return new(sabotv1.Job) }
-func NewWorker() *clusterv1.Worker         { return new(clusterv1.Worker) }
+// NewJob allocates a job record for Get and List.
+func NewJob() *sabotv1.Job { return new(sabotv1.Job) }
+
+// NewWorker allocates a worker registration for Get and List.
+func NewWorker() *clusterv1.Worker { return new(clusterv1.Worker) }
+
+// NewAssignment allocates an assignment for Get and List.
 func NewAssignment() *clusterv1.Assignment { return new(clusterv1.Assignment) }
-func NewReport() *clusterv1.TaskReport     { return new(clusterv1.TaskReport) }
+
+// NewReport allocates a task report for Get and List.
+func NewReport() *clusterv1.TaskReport { return new(clusterv1.TaskReport) }
 
 // UpdateJob applies fn to the job's current record and writes the result if
 // the record did not change meanwhile, retrying a bounded number of times on

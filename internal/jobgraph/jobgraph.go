@@ -274,12 +274,11 @@ func topoSort(vs []*Vertex) (order []*Vertex, ok bool) {
 	return order, true
 }
 
-// SequenceSchema is the output schema of a sequence source.
-var sequenceSchema = arrow.NewSchema([]arrow.Field{{Name: "value", Type: arrow.PrimitiveTypes.Int64}}, nil)
-
 // SequenceSchema returns the output schema of a sequence source: one
 // non-null int64 column "value".
-func SequenceSchema() *arrow.Schema { return sequenceSchema }
+func SequenceSchema() *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{{Name: "value", Type: arrow.PrimitiveTypes.Int64}}, nil)
+}
 
 func (r *resolver) deriveSchema(v *Vertex) {
 	field := "operator"
@@ -305,7 +304,7 @@ func (r *resolver) deriveSchema(v *Vertex) {
 	}
 	switch op := v.Operator.GetKind().(type) {
 	case *sabotv1.Operator_Sequence:
-		v.Schema = sequenceSchema
+		v.Schema = SequenceSchema()
 	case *sabotv1.Operator_Filter:
 		x, err := expr.Compile(op.Filter.GetCondition(), v.InputSchema)
 		if err != nil {
