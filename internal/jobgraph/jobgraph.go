@@ -82,6 +82,8 @@ type Vertex struct {
 
 // Edge is one resolved edge.
 type Edge struct {
+	// Index is the edge's position in the spec's graph.edges.
+	Index        int
 	From, To     *Vertex
 	Partitioning sabotv1.Partitioning // never UNSPECIFIED
 	KeyFields    []string
@@ -177,7 +179,7 @@ func (r *resolver) resolve() *Graph {
 			r.fail("", field, "edge %s → %s names a vertex that does not exist", pe.GetFrom(), pe.GetTo())
 			continue
 		}
-		e := &Edge{From: from, To: to, Partitioning: pe.GetPartitioning(), KeyFields: pe.GetKeyFields()}
+		e := &Edge{Index: i, From: from, To: to, Partitioning: pe.GetPartitioning(), KeyFields: pe.GetKeyFields()}
 		switch {
 		case e.Partitioning == sabotv1.Partitioning_PARTITIONING_UNSPECIFIED && from.Parallelism == to.Parallelism:
 			e.Partitioning = sabotv1.Partitioning_PARTITIONING_FORWARD
@@ -292,10 +294,10 @@ func (r *resolver) deriveSchema(v *Vertex) {
 			}
 		}
 		for _, e := range v.Inputs {
-			for _, k := range e.KeyFields {
+			for j, k := range e.KeyFields {
 				idx := e.From.Schema.FieldIndices(k)
 				if len(idx) == 0 {
-					r.fail(v.ID, "graph.edges", "key field %q is not a column of %s (columns: %s)", k, e.From.ID, columnNames(e.From.Schema))
+					r.fail(v.ID, fmt.Sprintf("graph.edges[%d].key_fields[%d]", e.Index, j), "key field %q is not a column of %s (columns: %s)", k, e.From.ID, columnNames(e.From.Schema))
 					continue
 				}
 				e.KeyIndices = append(e.KeyIndices, idx[0])

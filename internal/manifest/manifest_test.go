@@ -435,7 +435,7 @@ steps:
 `,
 		// jobgraph files key-field problems under graph.edges, so the step
 		// is the best place there is.
-		want: `job.yaml:5:5: steps[1]: key field "bucket" is not a column of numbers (columns: value)`,
+		want: `job.yaml:6:14: steps[1].key_by[0]: key field "bucket" is not a column of numbers (columns: value)`,
 	}, {
 		name: "a source with an input",
 		src: `name: ok

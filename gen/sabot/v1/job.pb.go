@@ -759,7 +759,7 @@ type NamedExpression struct {
 	// Output column name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Expression over the input columns, in Sabot's SQL expression syntax
-	// (docs/expressions.md), e.g. `value * 2 + 1`.
+	// (the sql/expr package documents the grammar), e.g. `value * 2 + 1`.
 	Expr          string `protobuf:"bytes,2,opt,name=expr,proto3" json:"expr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
