@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 
@@ -422,6 +423,8 @@ func (n *cmpNode) eval(ec *evalCtx) (vec, error) {
 		cmpStrings(op, out, lv, rv)
 	case kBool:
 		cmpBools(op, out, lv, rv, ec.n)
+	default:
+		panic(fmt.Sprintf("expr: comparison of unexpected kind %v", n.k))
 	}
 	return vec{arr: makeArray(typ{k: kBool}.arrowType(), ec.n, valid, nulls, buf)}, nil
 }
@@ -442,6 +445,8 @@ func cmpConst(op byte, k kind, l, r vec) bool {
 		c = cmp3(l.s, r.s)
 	case kBool:
 		c = cmp3(b2u(l.b), b2u(r.b))
+	default:
+		panic(fmt.Sprintf("expr: comparison of unexpected kind %v", k))
 	}
 	return cmpResult(op, c)
 }
@@ -560,9 +565,4 @@ func cmpBools(op byte, out []byte, l, r vec, n int) {
 			bitutil.SetBit(out, i)
 		}
 	}
-}
-
-// cmpName is the SQL spelling of a comparison operator.
-func cmpName(op byte) string {
-	return [...]string{"=", "<>", "<", "<=", ">", ">="}[op]
 }

@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -53,6 +54,8 @@ func (n *castNode) eval(ec *evalCtx) (vec, error) {
 		return n.toFixed(ec, v, func(o vec) (float64, int64) { return o.f, 0 })
 	case kBool:
 		return n.toBool(ec, v)
+	default:
+		// kString; the checker never casts to NULL or TIMESTAMP.
 	}
 	return n.toString(ec, v)
 }
@@ -76,6 +79,8 @@ func (n *castNode) convert(v vec, i int) (out vec, msg string) {
 				return vec{}, fmt.Sprintf("cannot cast %q to %s", v.s, castName(n))
 			}
 			x = p
+		default:
+			// The checker never casts from NULL or TIMESTAMP.
 		}
 		switch n.narrow {
 		case "INT":
@@ -101,6 +106,8 @@ func (n *castNode) convert(v vec, i int) (out vec, msg string) {
 				return vec{}, fmt.Sprintf("cannot cast %q to %s", v.s, castName(n))
 			}
 			f = p
+		default:
+			// The checker never casts from NULL or TIMESTAMP.
 		}
 		if n.narrow == "FLOAT" {
 			f = float64(float32(f))
@@ -118,15 +125,20 @@ func (n *castNode) convert(v vec, i int) (out vec, msg string) {
 				return vec{}, fmt.Sprintf("cannot cast %q to BOOLEAN", v.s)
 			}
 			return vec{b: b}, ""
+		default:
+			// kBool is returned unchanged; the checker never casts from
+			// NULL or TIMESTAMP.
 		}
 		return v, ""
+	default:
+		// kString; the checker never casts to NULL or TIMESTAMP.
 	}
 	return vec{s: string(n.appendString(nil, v))}, ""
 }
 
 func isRangeErr(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
+	var ne *strconv.NumError
+	return errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange)
 }
 
 func castName(n *castNode) string {
@@ -172,6 +184,8 @@ func (n *castNode) appendString(dst []byte, v vec) []byte {
 			return append(dst, "TRUE"...)
 		}
 		return append(dst, "FALSE"...)
+	default:
+		// kString; the checker never casts from NULL or TIMESTAMP.
 	}
 	return append(dst, v.s...)
 }
@@ -185,6 +199,8 @@ func (n *castNode) row(v vec, i int, s strSrc, bits []byte) vec {
 		return vec{f: fixedValues[float64](v.arr)[i]}
 	case kBool:
 		return vec{b: bitutil.BitIsSet(bits, i)}
+	default:
+		// kString; the checker never casts from NULL or TIMESTAMP.
 	}
 	return vec{s: s.at(i)}
 }
@@ -214,6 +230,8 @@ func (n *castNode) toFixed(ec *evalCtx, v vec, get func(vec) (float64, int64)) (
 		s = stringsOf(v)
 	case kBool:
 		bits = boolBits(v.arr)
+	default:
+		// Numeric sources need neither strings nor bits.
 	}
 	if n.to.k == kFloat {
 		buf, out := newBuffer[float64](ec.mem, ec.n)

@@ -125,6 +125,8 @@ func (c *checker) literal(a *ast) (node, *Error) {
 		return &litNode{t: typ{k: kFloat}, v: vec{f: v}}, nil
 	case tString:
 		return &litNode{t: typ{k: kString}, v: vec{s: t.text}}, nil
+	default:
+		// TRUE, FALSE or NULL keyword, handled below.
 	}
 	switch strings.ToUpper(t.text) {
 	case "TRUE":

@@ -69,6 +69,8 @@ func (n *colNode) eval(ec *evalCtx) (vec, error) {
 			sb.Append(src.Value(i))
 		}
 		return vec{arr: sb.NewArray()}, nil
+	default:
+		// Unsupported types are reported below.
 	}
 	return vec{}, fmt.Errorf("expr: column %q has unsupported type %s", n.name, n.dt)
 }

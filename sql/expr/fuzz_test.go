@@ -2,6 +2,7 @@ package expr_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -31,7 +32,8 @@ func FuzzCompile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		x, err := expr.Compile(src, schema)
 		if err != nil {
-			if _, ok := err.(*expr.Error); !ok {
+			var ee *expr.Error
+			if !errors.As(err, &ee) {
 				t.Fatalf("Compile(%q) returned %T, want *expr.Error", src, err)
 			}
 			return

@@ -352,6 +352,8 @@ func ifElse(ec *evalCtx, mask []byte, a, b vec, t typ) vec {
 			}
 		}
 		return vec{arr: makeArray(t.arrowType(), n, valid, nulls, buf)}
+	default:
+		// kString, handled below.
 	}
 	if valid != nil {
 		valid.Release()

@@ -386,6 +386,8 @@ func (p *parser) primary() (*ast, *Error) {
 			return p.call(t)
 		}
 		return &ast{kind: aCol, off: t.off, tok: t}, nil
+	default:
+		// tEOF is reported below.
 	}
 	return nil, p.errf(t.off, "expected an operand but found %s", t.describe())
 }

@@ -64,6 +64,8 @@ func (t typ) arrowType() arrow.DataType {
 		return arrow.FixedWidthTypes.Boolean
 	case kTime:
 		return t.ts
+	default:
+		// kNull: an untyped NULL is Arrow's null type.
 	}
 	return arrow.Null
 }
@@ -90,6 +92,8 @@ func columnType(dt arrow.DataType) (typ, bool) {
 		return typ{k: kBool}, true
 	case arrow.TIMESTAMP:
 		return typ{k: kTime, ts: dt.(*arrow.TimestampType)}, true
+	default:
+		// Other Arrow types cannot be used in expressions.
 	}
 	return typ{}, false
 }

@@ -230,6 +230,8 @@ func materialize(ec *evalCtx, v vec, t typ) arrow.Array {
 			b.Append(v.s)
 		}
 		return b.NewArray()
+	default:
+		// kNull is handled above.
 	}
 	return array.MakeArrayOfNull(ec.mem, t.arrowType(), n)
 }
