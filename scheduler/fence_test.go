@@ -75,7 +75,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess2.Close()
+	t.Cleanup(func() { _ = sess2.Close() })
 	el2 := concurrency.NewElection(sess2, cluster.ElectionPrefix)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
