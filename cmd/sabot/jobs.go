@@ -204,6 +204,14 @@ func operatorSummary(op *sabotv1.Operator) string {
 			s += fmt.Sprintf(" at %d rows/s", r)
 		}
 		return s
+	case *sabotv1.Operator_Nexmark:
+		t := strings.ToLower(strings.TrimPrefix(k.Nexmark.GetTable().String(), "NEXMARK_TABLE_"))
+		if t == "unspecified" {
+			t = "bid"
+		}
+		return fmt.Sprintf("nexmark %s events (seed %d, %d events)", t, k.Nexmark.GetSeed(), k.Nexmark.GetEvents())
+	case *sabotv1.Operator_Blackhole:
+		return "blackhole"
 	case *sabotv1.Operator_Map:
 		cols := make([]string, 0, len(k.Map.GetColumns()))
 		for _, c := range k.Map.GetColumns() {

@@ -79,6 +79,7 @@ func newRoot() *cobra.Command {
 		newGatewayCmd(g),
 		newSchedulerCmd(),
 		newWorkerCmd(),
+		newBenchCmd(g),
 	)
 	return root
 }

@@ -24,6 +24,7 @@ import (
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/sql/expr"
+	"github.com/sabotdev/sabot/worker/connector/nexmark"
 )
 
 // DefaultMaxParallelism is the number of key groups of a job that does not
@@ -237,11 +238,11 @@ func (r *resolver) resolve() *Graph {
 
 func kindOf(op *sabotv1.Operator) Kind {
 	switch op.GetKind().(type) {
-	case *sabotv1.Operator_Sequence:
+	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark:
 		return KindSource
 	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter:
 		return KindTransform
-	case *sabotv1.Operator_Print, *sabotv1.Operator_File:
+	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole:
 		return KindSink
 	default:
 		return 0
@@ -336,7 +337,16 @@ func (r *resolver) deriveSchema(v *Vertex) {
 			fields = append(fields, arrow.Field{Name: c.GetName(), Type: x.Type(), Nullable: true})
 		}
 		v.Schema = arrow.NewSchema(fields, nil)
-	case *sabotv1.Operator_Print, *sabotv1.Operator_File:
+	case *sabotv1.Operator_Nexmark:
+		switch op.Nexmark.GetTable() {
+		case sabotv1.NexmarkTable_NEXMARK_TABLE_PERSON:
+			v.Schema = nexmark.PersonSchema()
+		case sabotv1.NexmarkTable_NEXMARK_TABLE_AUCTION:
+			v.Schema = nexmark.AuctionSchema()
+		default:
+			v.Schema = nexmark.BidSchema()
+		}
+	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole:
 		// Sinks accept any schema and emit nothing.
 	}
 }

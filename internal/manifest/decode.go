@@ -22,13 +22,19 @@ func jobKeys() []string {
 }
 
 func stepKeys() []string {
-	return []string{"id", "inputs", "partitioning", "key_by", "parallelism", "sequence", "map", "filter", "print", "file"}
+	return append([]string{"id", "inputs", "partitioning", "key_by", "parallelism"}, operatorKeys()...)
 }
 
-func operatorKeys() []string { return []string{"sequence", "map", "filter", "print", "file"} }
+func operatorKeys() []string {
+	return []string{"sequence", "nexmark", "map", "filter", "print", "file", "blackhole"}
+}
 func sequenceKeys() []string { return []string{"start", "end", "rows_per_second"} }
-func printKeys() []string    { return []string{"prefix"} }
-func fileKeys() []string     { return []string{"path", "format"} }
+func nexmarkKeys() []string  { return []string{"table", "seed", "events", "events_per_second"} }
+
+// nexmarkTables are the manifest's names of sabotv1.NexmarkTable 1, 2, …
+func nexmarkTables() []string { return []string{"bid", "person", "auction"} }
+func printKeys() []string     { return []string{"prefix"} }
+func fileKeys() []string      { return []string{"path", "format"} }
 
 // partitionings are the manifest's names of sabotv1.Partitioning 1, 2, …
 func partitionings() []string { return []string{"forward", "hash", "rebalance", "broadcast"} }
@@ -481,7 +487,7 @@ func (d *decoder) step(i int, n ast.Node) {
 
 func kindOf(op string) jobgraph.Kind {
 	switch op {
-	case "sequence":
+	case "sequence", "nexmark":
 		return jobgraph.KindSource
 	case "map", "filter":
 		return jobgraph.KindTransform
@@ -512,6 +518,29 @@ func (d *decoder) operator(s *step, e entry) bool {
 			}
 		}
 		o.Kind = &sabotv1.Operator_Sequence{Sequence: seq}
+		return ok
+	case "nexmark":
+		entries, ok := d.mapping(e.path, e.value, nexmarkKeys())
+		nx := &sabotv1.NexmarkSource{}
+		for _, ne := range entries {
+			switch ne.key {
+			case "table":
+				if i, good := d.enum(ne, nexmarkTables()); good {
+					nx.Table = sabotv1.NexmarkTable(i + 1)
+				}
+			case "seed":
+				nx.Seed, _ = d.integer(ne, math.MinInt64, math.MaxInt64)
+			case "events":
+				nx.Events, _ = d.integer(ne, math.MinInt64, math.MaxInt64)
+			case "events_per_second":
+				nx.EventsPerSecond, _ = d.integer(ne, math.MinInt64, math.MaxInt64)
+			}
+		}
+		o.Kind = &sabotv1.Operator_Nexmark{Nexmark: nx}
+		return ok
+	case "blackhole":
+		_, ok := d.mapping(e.path, e.value, []string{})
+		o.Kind = &sabotv1.Operator_Blackhole{Blackhole: &sabotv1.BlackholeSink{}}
 		return ok
 	case "map":
 		entries, ok := d.mapping(e.path, e.value, nil)

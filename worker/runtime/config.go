@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jonboulle/clockwork"
@@ -51,6 +52,9 @@ type Config struct {
 	// OnTaskState, if set, is called from task goroutines on every task
 	// state change of every vertex in the task's chain. It must not block.
 	OnTaskState func(vertexID string, subtask int32, state sabotv1.TaskState)
+	// SinkRows, if set, counts the rows every sink subtask receives (one
+	// atomic add per batch): benchmarks and tests check answers with it.
+	SinkRows *atomic.Int64
 
 	// operatorHook, if set and returning non-nil, replaces a vertex's
 	// operator: in-package tests and benchmarks use it for sinks the

@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jonboulle/clockwork"
@@ -23,6 +24,7 @@ type env struct {
 	logger    *slog.Logger
 	printer   *printer
 	hook      func(v *jobgraph.Vertex, info TaskInfo) Operator
+	sinkRows  *atomic.Int64
 }
 
 // Run runs the job's subtasks placed here until they all finish, ctx is
@@ -52,6 +54,7 @@ func Run(ctx context.Context, cfg Config) error {
 		logger:    cfg.Logger,
 		printer:   &printer{w: cfg.PrintOut, logger: cfg.Logger},
 		hook:      cfg.operatorHook,
+		sinkRows:  cfg.SinkRows,
 	}
 	x := newLocalExchange(g, cfg.QueueCapacity)
 	// Batches still queued when tasks stop early (cancel, failure) are

@@ -150,3 +150,9 @@ func (s *fileSink) Close() error {
 	}
 	return nil
 }
+
+// blackhole discards every batch, as Flink's blackhole connector: the sink
+// of throughput benchmarks.
+type blackhole struct{ baseOperator }
+
+func (blackhole) ProcessBatch(context.Context, arrow.RecordBatch, Output) error { return nil }

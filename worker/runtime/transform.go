@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -18,6 +19,8 @@ func newSource(v *jobgraph.Vertex, info TaskInfo, e *env) (Source, error) {
 	switch op := v.Operator.GetKind().(type) {
 	case *sabotv1.Operator_Sequence:
 		return newSequence(op.Sequence, info, e), nil
+	case *sabotv1.Operator_Nexmark:
+		return newNexmarkSource(op.Nexmark, info, e)
 	default:
 		return nil, fmt.Errorf("runtime: source kind %T is not supported by this worker", op)
 	}
@@ -26,6 +29,25 @@ func newSource(v *jobgraph.Vertex, info TaskInfo, e *env) (Source, error) {
 // newOperator creates the Operator of a transform or sink vertex's
 // subtask. It compiles and checks but acquires nothing; Open does.
 func newOperator(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
+	op, err := newOperatorKind(v, info, e)
+	if err != nil || v.Kind != jobgraph.KindSink || e.sinkRows == nil {
+		return op, err
+	}
+	return &sinkCounter{Operator: op, rows: e.sinkRows}, nil
+}
+
+// sinkCounter counts the rows reaching a sink (Config.SinkRows).
+type sinkCounter struct {
+	Operator
+	rows *atomic.Int64
+}
+
+func (c *sinkCounter) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
+	c.rows.Add(rec.NumRows())
+	return c.Operator.ProcessBatch(ctx, rec, out)
+}
+
+func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
 	if e.hook != nil {
 		if op := e.hook(v, info); op != nil {
 			return op, nil
@@ -40,6 +62,8 @@ func newOperator(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
 		return newPrintSink(op.Print.GetPrefix(), v, info, e), nil
 	case *sabotv1.Operator_File:
 		return newFileSink(op.File.GetPath(), v, info), nil
+	case *sabotv1.Operator_Blackhole:
+		return blackhole{}, nil
 	default:
 		return nil, fmt.Errorf("runtime: operator kind %T is not supported by this worker", op)
 	}

@@ -87,6 +87,62 @@ func (Partitioning) EnumDescriptor() ([]byte, []int) {
 	return file_sabot_v1_job_proto_rawDescGZIP(), []int{0}
 }
 
+// NexmarkTable selects which of the Nexmark generator's three event kinds a
+// source emits. Event numbers advance over all kinds, so the bids of a
+// bid-only source are exactly the bids of the full stream.
+type NexmarkTable int32
+
+const (
+	// Bids.
+	NexmarkTable_NEXMARK_TABLE_UNSPECIFIED NexmarkTable = 0
+	NexmarkTable_NEXMARK_TABLE_BID         NexmarkTable = 1
+	NexmarkTable_NEXMARK_TABLE_PERSON      NexmarkTable = 2
+	NexmarkTable_NEXMARK_TABLE_AUCTION     NexmarkTable = 3
+)
+
+// Enum value maps for NexmarkTable.
+var (
+	NexmarkTable_name = map[int32]string{
+		0: "NEXMARK_TABLE_UNSPECIFIED",
+		1: "NEXMARK_TABLE_BID",
+		2: "NEXMARK_TABLE_PERSON",
+		3: "NEXMARK_TABLE_AUCTION",
+	}
+	NexmarkTable_value = map[string]int32{
+		"NEXMARK_TABLE_UNSPECIFIED": 0,
+		"NEXMARK_TABLE_BID":         1,
+		"NEXMARK_TABLE_PERSON":      2,
+		"NEXMARK_TABLE_AUCTION":     3,
+	}
+)
+
+func (x NexmarkTable) Enum() *NexmarkTable {
+	p := new(NexmarkTable)
+	*p = x
+	return p
+}
+
+func (x NexmarkTable) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NexmarkTable) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[1].Descriptor()
+}
+
+func (NexmarkTable) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[1]
+}
+
+func (x NexmarkTable) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NexmarkTable.Descriptor instead.
+func (NexmarkTable) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+}
+
 // FileFormat is the encoding of a file sink's output.
 type FileFormat int32
 
@@ -120,11 +176,11 @@ func (x FileFormat) String() string {
 }
 
 func (FileFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[1].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[2].Descriptor()
 }
 
 func (FileFormat) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[1]
+	return &file_sabot_v1_job_proto_enumTypes[2]
 }
 
 func (x FileFormat) Number() protoreflect.EnumNumber {
@@ -133,7 +189,7 @@ func (x FileFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileFormat.Descriptor instead.
 func (FileFormat) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
 // JobState is the lifecycle of a job:
@@ -197,11 +253,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[2].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[3].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[2]
+	return &file_sabot_v1_job_proto_enumTypes[3]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -210,7 +266,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
 }
 
 // TaskState is the lifecycle of one subtask attempt on a worker.
@@ -256,11 +312,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[3].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[4].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[3]
+	return &file_sabot_v1_job_proto_enumTypes[4]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -269,7 +325,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
 }
 
 // JobSpec is what a user deploys: a named dataflow graph and how wide to run it.
@@ -560,10 +616,12 @@ type Operator struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Operator_Sequence
+	//	*Operator_Nexmark
 	//	*Operator_Map
 	//	*Operator_Filter
 	//	*Operator_Print
 	//	*Operator_File
+	//	*Operator_Blackhole
 	Kind          isOperator_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -615,6 +673,15 @@ func (x *Operator) GetSequence() *SequenceSource {
 	return nil
 }
 
+func (x *Operator) GetNexmark() *NexmarkSource {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_Nexmark); ok {
+			return x.Nexmark
+		}
+	}
+	return nil
+}
+
 func (x *Operator) GetMap() *MapOperator {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_Map); ok {
@@ -651,6 +718,15 @@ func (x *Operator) GetFile() *FileSink {
 	return nil
 }
 
+func (x *Operator) GetBlackhole() *BlackholeSink {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_Blackhole); ok {
+			return x.Blackhole
+		}
+	}
+	return nil
+}
+
 type isOperator_Kind interface {
 	isOperator_Kind()
 }
@@ -658,6 +734,10 @@ type isOperator_Kind interface {
 type Operator_Sequence struct {
 	// Sources: 1-31.
 	Sequence *SequenceSource `protobuf:"bytes,1,opt,name=sequence,proto3,oneof"`
+}
+
+type Operator_Nexmark struct {
+	Nexmark *NexmarkSource `protobuf:"bytes,2,opt,name=nexmark,proto3,oneof"`
 }
 
 type Operator_Map struct {
@@ -678,7 +758,13 @@ type Operator_File struct {
 	File *FileSink `protobuf:"bytes,129,opt,name=file,proto3,oneof"`
 }
 
+type Operator_Blackhole struct {
+	Blackhole *BlackholeSink `protobuf:"bytes,130,opt,name=blackhole,proto3,oneof"`
+}
+
 func (*Operator_Sequence) isOperator_Kind() {}
+
+func (*Operator_Nexmark) isOperator_Kind() {}
 
 func (*Operator_Map) isOperator_Kind() {}
 
@@ -687,6 +773,8 @@ func (*Operator_Filter) isOperator_Kind() {}
 func (*Operator_Print) isOperator_Kind() {}
 
 func (*Operator_File) isOperator_Kind() {}
+
+func (*Operator_Blackhole) isOperator_Kind() {}
 
 // SequenceSource emits the integers start, start+1, ... as a column `value`
 // (int64). Each subtask emits its own contiguous slice of the range.
@@ -753,6 +841,83 @@ func (x *SequenceSource) GetRowsPerSecond() int64 {
 	return 0
 }
 
+// NexmarkSource generates the Nexmark online-auction benchmark's events, as
+// the reference generator does (see worker/connector/nexmark), deterministic
+// for a seed. Subtask i of p generates the events i, i+p, i+2p, ..., so the
+// union over subtasks is the same event set at any parallelism.
+type NexmarkSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table NexmarkTable           `protobuf:"varint,1,opt,name=table,proto3,enum=sabot.v1.NexmarkTable" json:"table,omitempty"`
+	// Seed of the generator's randomness.
+	Seed int64 `protobuf:"varint,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	// Total number of events of all kinds; 0 means unbounded.
+	Events int64 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	// The generator's first_event_rate, which spaces event times
+	// (1e6 / rate microseconds apart); it does not pace generation. 0 means
+	// 10,000,000.
+	EventsPerSecond int64 `protobuf:"varint,4,opt,name=events_per_second,json=eventsPerSecond,proto3" json:"events_per_second,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *NexmarkSource) Reset() {
+	*x = NexmarkSource{}
+	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NexmarkSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NexmarkSource) ProtoMessage() {}
+
+func (x *NexmarkSource) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NexmarkSource.ProtoReflect.Descriptor instead.
+func (*NexmarkSource) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *NexmarkSource) GetTable() NexmarkTable {
+	if x != nil {
+		return x.Table
+	}
+	return NexmarkTable_NEXMARK_TABLE_UNSPECIFIED
+}
+
+func (x *NexmarkSource) GetSeed() int64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *NexmarkSource) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *NexmarkSource) GetEventsPerSecond() int64 {
+	if x != nil {
+		return x.EventsPerSecond
+	}
+	return 0
+}
+
 // NamedExpression is an expression and the name of the column it produces.
 type NamedExpression struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -767,7 +932,7 @@ type NamedExpression struct {
 
 func (x *NamedExpression) Reset() {
 	*x = NamedExpression{}
-	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +944,7 @@ func (x *NamedExpression) String() string {
 func (*NamedExpression) ProtoMessage() {}
 
 func (x *NamedExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +957,7 @@ func (x *NamedExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamedExpression.ProtoReflect.Descriptor instead.
 func (*NamedExpression) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NamedExpression) GetName() string {
@@ -820,7 +985,7 @@ type MapOperator struct {
 
 func (x *MapOperator) Reset() {
 	*x = MapOperator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +997,7 @@ func (x *MapOperator) String() string {
 func (*MapOperator) ProtoMessage() {}
 
 func (x *MapOperator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1010,7 @@ func (x *MapOperator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapOperator.ProtoReflect.Descriptor instead.
 func (*MapOperator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MapOperator) GetColumns() []*NamedExpression {
@@ -866,7 +1031,7 @@ type FilterOperator struct {
 
 func (x *FilterOperator) Reset() {
 	*x = FilterOperator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1043,7 @@ func (x *FilterOperator) String() string {
 func (*FilterOperator) ProtoMessage() {}
 
 func (x *FilterOperator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1056,7 @@ func (x *FilterOperator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterOperator.ProtoReflect.Descriptor instead.
 func (*FilterOperator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FilterOperator) GetCondition() string {
@@ -912,7 +1077,7 @@ type PrintSink struct {
 
 func (x *PrintSink) Reset() {
 	*x = PrintSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1089,7 @@ func (x *PrintSink) String() string {
 func (*PrintSink) ProtoMessage() {}
 
 func (x *PrintSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1102,7 @@ func (x *PrintSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrintSink.ProtoReflect.Descriptor instead.
 func (*PrintSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PrintSink) GetPrefix() string {
@@ -960,7 +1125,7 @@ type FileSink struct {
 
 func (x *FileSink) Reset() {
 	*x = FileSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1137,7 @@ func (x *FileSink) String() string {
 func (*FileSink) ProtoMessage() {}
 
 func (x *FileSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1150,7 @@ func (x *FileSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSink.ProtoReflect.Descriptor instead.
 func (*FileSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FileSink) GetPath() string {
@@ -1002,6 +1167,44 @@ func (x *FileSink) GetFormat() FileFormat {
 	return FileFormat_FILE_FORMAT_UNSPECIFIED
 }
 
+// BlackholeSink discards every row, as Flink's blackhole connector: the sink
+// of throughput benchmarks.
+type BlackholeSink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlackholeSink) Reset() {
+	*x = BlackholeSink{}
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlackholeSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlackholeSink) ProtoMessage() {}
+
+func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
+func (*BlackholeSink) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+}
+
 // TaskStatus is where one subtask runs and how it is doing.
 type TaskStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1015,7 +1218,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1230,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1243,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -1087,7 +1290,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1302,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1315,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -1163,7 +1366,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1378,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1391,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Job) GetId() string {
@@ -1250,13 +1453,15 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"key_fields\x18\x04 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x10\x01R\tkeyFields:\xeb\x01\xbaH\xe7\x01\x1a\x90\x01\n" +
 	"\x13edge.hash_needs_key\x12@a hash edge needs key_fields, and only a hash edge may have them\x1a7(this.partitioning == 2) == (size(this.key_fields) > 0)\x1aR\n" +
-	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\x89\x02\n" +
+	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xf8\x02\n" +
 	"\bOperator\x126\n" +
-	"\bsequence\x18\x01 \x01(\v2\x18.sabot.v1.SequenceSourceH\x00R\bsequence\x12)\n" +
+	"\bsequence\x18\x01 \x01(\v2\x18.sabot.v1.SequenceSourceH\x00R\bsequence\x123\n" +
+	"\anexmark\x18\x02 \x01(\v2\x17.sabot.v1.NexmarkSourceH\x00R\anexmark\x12)\n" +
 	"\x03map\x18  \x01(\v2\x15.sabot.v1.MapOperatorH\x00R\x03map\x122\n" +
 	"\x06filter\x18! \x01(\v2\x18.sabot.v1.FilterOperatorH\x00R\x06filter\x12,\n" +
 	"\x05print\x18\x80\x01 \x01(\v2\x13.sabot.v1.PrintSinkH\x00R\x05print\x12)\n" +
-	"\x04file\x18\x81\x01 \x01(\v2\x12.sabot.v1.FileSinkH\x00R\x04fileB\r\n" +
+	"\x04file\x18\x81\x01 \x01(\v2\x12.sabot.v1.FileSinkH\x00R\x04file\x128\n" +
+	"\tblackhole\x18\x82\x01 \x01(\v2\x17.sabot.v1.BlackholeSinkH\x00R\tblackholeB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"\xe3\x01\n" +
 	"\x0eSequenceSource\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x15\n" +
@@ -1264,7 +1469,13 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x0frows_per_second\x18\x03 \x01(\x03B\r\xbaH\n" +
 	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00R\rrowsPerSecond:e\xbaHb\x1a`\n" +
 	"\x18sequence.end_after_start\x12\x1aend must be at least start\x1a(!has(this.end) || this.end >= this.startB\x06\n" +
-	"\x04_end\"Q\n" +
+	"\x04_end\"\xb7\x01\n" +
+	"\rNexmarkSource\x126\n" +
+	"\x05table\x18\x01 \x01(\x0e2\x16.sabot.v1.NexmarkTableB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05table\x12\x12\n" +
+	"\x04seed\x18\x02 \x01(\x03R\x04seed\x12\x1f\n" +
+	"\x06events\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x06events\x129\n" +
+	"\x11events_per_second\x18\x04 \x01(\x03B\r\xbaH\n" +
+	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00R\x0feventsPerSecond\"Q\n" +
 	"\x0fNamedExpression\x12\x1e\n" +
 	"\x04name\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x12\x1e\n" +
@@ -1280,7 +1491,8 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\bFileSink\x12\x1e\n" +
 	"\x04path\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04path\x126\n" +
-	"\x06format\x18\x02 \x01(\x0e2\x14.sabot.v1.FileFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\"\x8b\x01\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x14.sabot.v1.FileFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\"\x0f\n" +
+	"\rBlackholeSink\"\x8b\x01\n" +
 	"\n" +
 	"TaskStatus\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
@@ -1305,7 +1517,12 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x14PARTITIONING_FORWARD\x10\x01\x12\x15\n" +
 	"\x11PARTITIONING_HASH\x10\x02\x12\x1a\n" +
 	"\x16PARTITIONING_REBALANCE\x10\x03\x12\x1a\n" +
-	"\x16PARTITIONING_BROADCAST\x10\x04*E\n" +
+	"\x16PARTITIONING_BROADCAST\x10\x04*y\n" +
+	"\fNexmarkTable\x12\x1d\n" +
+	"\x19NEXMARK_TABLE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11NEXMARK_TABLE_BID\x10\x01\x12\x18\n" +
+	"\x14NEXMARK_TABLE_PERSON\x10\x02\x12\x19\n" +
+	"\x15NEXMARK_TABLE_AUCTION\x10\x03*E\n" +
 	"\n" +
 	"FileFormat\x12\x1b\n" +
 	"\x17FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n" +
@@ -1339,56 +1556,62 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_proto_rawDescData
 }
 
-var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(Partitioning)(0),             // 0: sabot.v1.Partitioning
-	(FileFormat)(0),               // 1: sabot.v1.FileFormat
-	(JobState)(0),                 // 2: sabot.v1.JobState
-	(TaskState)(0),                // 3: sabot.v1.TaskState
-	(*JobSpec)(nil),               // 4: sabot.v1.JobSpec
-	(*JobGraph)(nil),              // 5: sabot.v1.JobGraph
-	(*Vertex)(nil),                // 6: sabot.v1.Vertex
-	(*Edge)(nil),                  // 7: sabot.v1.Edge
-	(*Operator)(nil),              // 8: sabot.v1.Operator
-	(*SequenceSource)(nil),        // 9: sabot.v1.SequenceSource
-	(*NamedExpression)(nil),       // 10: sabot.v1.NamedExpression
-	(*MapOperator)(nil),           // 11: sabot.v1.MapOperator
-	(*FilterOperator)(nil),        // 12: sabot.v1.FilterOperator
-	(*PrintSink)(nil),             // 13: sabot.v1.PrintSink
-	(*FileSink)(nil),              // 14: sabot.v1.FileSink
-	(*TaskStatus)(nil),            // 15: sabot.v1.TaskStatus
-	(*JobStatus)(nil),             // 16: sabot.v1.JobStatus
-	(*Job)(nil),                   // 17: sabot.v1.Job
-	nil,                           // 18: sabot.v1.JobSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(NexmarkTable)(0),             // 1: sabot.v1.NexmarkTable
+	(FileFormat)(0),               // 2: sabot.v1.FileFormat
+	(JobState)(0),                 // 3: sabot.v1.JobState
+	(TaskState)(0),                // 4: sabot.v1.TaskState
+	(*JobSpec)(nil),               // 5: sabot.v1.JobSpec
+	(*JobGraph)(nil),              // 6: sabot.v1.JobGraph
+	(*Vertex)(nil),                // 7: sabot.v1.Vertex
+	(*Edge)(nil),                  // 8: sabot.v1.Edge
+	(*Operator)(nil),              // 9: sabot.v1.Operator
+	(*SequenceSource)(nil),        // 10: sabot.v1.SequenceSource
+	(*NexmarkSource)(nil),         // 11: sabot.v1.NexmarkSource
+	(*NamedExpression)(nil),       // 12: sabot.v1.NamedExpression
+	(*MapOperator)(nil),           // 13: sabot.v1.MapOperator
+	(*FilterOperator)(nil),        // 14: sabot.v1.FilterOperator
+	(*PrintSink)(nil),             // 15: sabot.v1.PrintSink
+	(*FileSink)(nil),              // 16: sabot.v1.FileSink
+	(*BlackholeSink)(nil),         // 17: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),            // 18: sabot.v1.TaskStatus
+	(*JobStatus)(nil),             // 19: sabot.v1.JobStatus
+	(*Job)(nil),                   // 20: sabot.v1.Job
+	nil,                           // 21: sabot.v1.JobSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
-	5,  // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
-	18, // 1: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
-	6,  // 2: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	7,  // 3: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	8,  // 4: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	6,  // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
+	21, // 1: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	7,  // 2: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	8,  // 3: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	9,  // 4: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
 	0,  // 5: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	9,  // 6: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	11, // 7: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	12, // 8: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	13, // 9: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	14, // 10: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	10, // 11: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	1,  // 12: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	3,  // 13: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	2,  // 14: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	19, // 15: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 16: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	4,  // 17: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	16, // 18: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	19, // 19: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	10, // 6: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	11, // 7: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	13, // 8: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	14, // 9: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	15, // 10: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	16, // 11: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	17, // 12: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	1,  // 13: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	12, // 14: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	2,  // 15: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	4,  // 16: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	3,  // 17: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	22, // 18: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 19: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	5,  // 20: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	19, // 21: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	22, // 22: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -1398,10 +1621,12 @@ func file_sabot_v1_job_proto_init() {
 	}
 	file_sabot_v1_job_proto_msgTypes[4].OneofWrappers = []any{
 		(*Operator_Sequence)(nil),
+		(*Operator_Nexmark)(nil),
 		(*Operator_Map)(nil),
 		(*Operator_Filter)(nil),
 		(*Operator_Print)(nil),
 		(*Operator_File)(nil),
+		(*Operator_Blackhole)(nil),
 	}
 	file_sabot_v1_job_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
@@ -1409,8 +1634,8 @@ func file_sabot_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   15,
+			NumEnums:      5,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

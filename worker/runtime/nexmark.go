@@ -1,0 +1,96 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/worker/connector/nexmark"
+)
+
+// nexmarkSource is the NexmarkSource: subtask i of p is generator instance i
+// of p, so the union over subtasks is the same event set at any
+// parallelism. It emits as fast as downstream takes batches (backpressure
+// paces it) and, after each batch, the reference watermark: the batch's
+// last event time minus nexmark.WatermarkDelay (the generator is in order).
+type nexmarkSource struct {
+	table     sabotv1.NexmarkTable
+	gen       *nexmark.Generator
+	batchSize int
+	lastWM    int64
+}
+
+func newNexmarkSource(spec *sabotv1.NexmarkSource, info TaskInfo, e *env) (*nexmarkSource, error) {
+	cfg := nexmark.Config{
+		Seed:            spec.GetSeed(),
+		EventsPerSecond: spec.GetEventsPerSecond(),
+		NumEvents:       spec.GetEvents(),
+		Instances:       info.Parallelism,
+	}
+	gen, err := nexmark.NewGenerator(cfg, info.Subtask, e.mem)
+	if err != nil {
+		return nil, fmt.Errorf("nexmark source: %w", err)
+	}
+	return &nexmarkSource{table: spec.GetTable(), gen: gen, batchSize: e.batchSize, lastWM: MinWatermark}, nil
+}
+
+func (s *nexmarkSource) Open(context.Context) error { return nil }
+
+func (s *nexmarkSource) Close() error {
+	s.gen.Release()
+	return nil
+}
+
+func (s *nexmarkSource) Next(ctx context.Context, out Output) (bool, error) {
+	var rec arrow.RecordBatch
+	var done bool
+	switch s.table {
+	case sabotv1.NexmarkTable_NEXMARK_TABLE_PERSON, sabotv1.NexmarkTable_NEXMARK_TABLE_AUCTION:
+		// One call covers batchSize events of every kind; keep the asked
+		// table's batch.
+		b, d := s.gen.Next(s.batchSize)
+		done = d
+		if s.table == sabotv1.NexmarkTable_NEXMARK_TABLE_PERSON {
+			rec = b.Persons
+			b.Persons = nil
+		} else {
+			rec = b.Auctions
+			b.Auctions = nil
+		}
+		releaseBatches(b)
+	default:
+		rec, done = s.gen.NextBids(s.batchSize)
+	}
+	defer rec.Release()
+	if rec.NumRows() == 0 {
+		return done, nil
+	}
+	if err := out.Emit(ctx, rec); err != nil {
+		return false, err
+	}
+	// dateTime is the event-time column of every table; rows are in event
+	// order, so the last row holds the batch's maximum.
+	idx := rec.Schema().FieldIndices("dateTime")
+	if len(idx) == 1 {
+		ts := rec.Column(idx[0]).(*array.Timestamp).Value(int(rec.NumRows()) - 1)
+		if wm := int64(ts) - nexmark.WatermarkDelay.Milliseconds(); wm > s.lastWM {
+			s.lastWM = wm
+			if err := out.EmitWatermark(ctx, wm); err != nil {
+				return false, err
+			}
+		}
+	}
+	return done, nil
+}
+
+// releaseBatches releases whichever of b's batches are still set.
+func releaseBatches(b nexmark.Batches) {
+	for _, r := range []arrow.RecordBatch{b.Persons, b.Auctions, b.Bids} {
+		if r != nil {
+			r.Release()
+		}
+	}
+}
