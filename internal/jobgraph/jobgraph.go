@@ -238,11 +238,11 @@ func (r *resolver) resolve() *Graph {
 
 func kindOf(op *sabotv1.Operator) Kind {
 	switch op.GetKind().(type) {
-	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark:
+	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark, *sabotv1.Operator_KafkaSource:
 		return KindSource
-	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter:
+	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter, *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process:
 		return KindTransform
-	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole:
+	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole, *sabotv1.Operator_KafkaSink:
 		return KindSink
 	default:
 		return 0
@@ -345,6 +345,20 @@ func (r *resolver) deriveSchema(v *Vertex) {
 			v.Schema = nexmark.AuctionSchema()
 		default:
 			v.Schema = nexmark.BidSchema()
+		}
+	case *sabotv1.Operator_KafkaSource:
+		r.kafkaSource(v, field+".kafka_source", op.KafkaSource)
+	case *sabotv1.Operator_KeyedAggregate:
+		r.keyedAggregate(v, field+".keyed_aggregate", op.KeyedAggregate)
+	case *sabotv1.Operator_Process:
+		if r.keyedInput(v, "process") {
+			v.Schema = r.columns(v, field+".process.output", op.Process.GetOutput())
+		}
+	case *sabotv1.Operator_KafkaSink:
+		for i, k := range op.KafkaSink.GetKeyFields() {
+			if len(v.InputSchema.FieldIndices(k)) == 0 {
+				r.fail(v.ID, fmt.Sprintf("%s.kafka_sink.key_fields[%d]", field, i), "key field %q is not a column of the input (columns: %s)", k, columnNames(v.InputSchema))
+			}
 		}
 	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole:
 		// Sinks accept any schema and emit nothing.

@@ -18,7 +18,7 @@ import (
 // be silently ignored and the job would run with a default nobody chose.
 // (Functions rather than package variables, so nothing can modify them.)
 func jobKeys() []string {
-	return []string{"name", "parallelism", "max_parallelism", "labels", "steps"}
+	return []string{"name", "parallelism", "max_parallelism", "state_backend", "labels", "steps"}
 }
 
 func stepKeys() []string {
@@ -26,7 +26,7 @@ func stepKeys() []string {
 }
 
 func operatorKeys() []string {
-	return []string{"sequence", "nexmark", "map", "filter", "print", "file", "blackhole"}
+	return []string{"sequence", "nexmark", "kafka_source", "map", "filter", "keyed_aggregate", "process", "print", "file", "blackhole", "kafka_sink"}
 }
 func sequenceKeys() []string { return []string{"start", "end", "rows_per_second"} }
 func nexmarkKeys() []string  { return []string{"table", "seed", "events", "events_per_second"} }
@@ -384,6 +384,10 @@ func (d *decoder) job(root ast.Node) *sabotv1.JobSpec {
 			spec.MaxParallelism = d.int32(e)
 		case "labels":
 			spec.Labels = d.labels(e)
+		case "state_backend":
+			if i, good := d.enum(e, []string{"heap", "pebble"}); good {
+				spec.StateBackend = sabotv1.StateBackend(i + 1)
+			}
 		case "steps":
 			d.stepList(e)
 		}
@@ -487,9 +491,9 @@ func (d *decoder) step(i int, n ast.Node) {
 
 func kindOf(op string) jobgraph.Kind {
 	switch op {
-	case "sequence", "nexmark":
+	case "sequence", "nexmark", "kafka_source":
 		return jobgraph.KindSource
-	case "map", "filter":
+	case "map", "filter", "keyed_aggregate", "process":
 		return jobgraph.KindTransform
 	default:
 		return jobgraph.KindSink
@@ -537,6 +541,22 @@ func (d *decoder) operator(s *step, e entry) bool {
 			}
 		}
 		o.Kind = &sabotv1.Operator_Nexmark{Nexmark: nx}
+		return ok
+	case "kafka_source":
+		k, ok := d.kafkaSource(e)
+		o.Kind = &sabotv1.Operator_KafkaSource{KafkaSource: k}
+		return ok
+	case "kafka_sink":
+		k, ok := d.kafkaSink(e)
+		o.Kind = &sabotv1.Operator_KafkaSink{KafkaSink: k}
+		return ok
+	case "keyed_aggregate":
+		a, ok := d.keyedAggregate(e)
+		o.Kind = &sabotv1.Operator_KeyedAggregate{KeyedAggregate: a}
+		return ok
+	case "process":
+		p, ok := d.process(e)
+		o.Kind = &sabotv1.Operator_Process{Process: p}
 		return ok
 	case "blackhole":
 		_, ok := d.mapping(e.path, e.value, []string{})

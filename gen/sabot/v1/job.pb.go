@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// StateBackend is where keyed state and timers live.
+type StateBackend int32
+
+const (
+	// Heap.
+	StateBackend_STATE_BACKEND_UNSPECIFIED StateBackend = 0
+	// In memory, in Go maps.
+	StateBackend_STATE_BACKEND_HEAP StateBackend = 1
+	// On local disk, in pebble (an LSM tree): for state larger than memory.
+	StateBackend_STATE_BACKEND_PEBBLE StateBackend = 2
+)
+
+// Enum value maps for StateBackend.
+var (
+	StateBackend_name = map[int32]string{
+		0: "STATE_BACKEND_UNSPECIFIED",
+		1: "STATE_BACKEND_HEAP",
+		2: "STATE_BACKEND_PEBBLE",
+	}
+	StateBackend_value = map[string]int32{
+		"STATE_BACKEND_UNSPECIFIED": 0,
+		"STATE_BACKEND_HEAP":        1,
+		"STATE_BACKEND_PEBBLE":      2,
+	}
+)
+
+func (x StateBackend) Enum() *StateBackend {
+	p := new(StateBackend)
+	*p = x
+	return p
+}
+
+func (x StateBackend) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StateBackend) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[0].Descriptor()
+}
+
+func (StateBackend) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[0]
+}
+
+func (x StateBackend) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StateBackend.Descriptor instead.
+func (StateBackend) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{0}
+}
+
 // Partitioning says how records move along an edge from the subtasks of one
 // vertex to the subtasks of the next.
 type Partitioning int32
@@ -71,11 +124,11 @@ func (x Partitioning) String() string {
 }
 
 func (Partitioning) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[0].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[1].Descriptor()
 }
 
 func (Partitioning) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[0]
+	return &file_sabot_v1_job_proto_enumTypes[1]
 }
 
 func (x Partitioning) Number() protoreflect.EnumNumber {
@@ -84,7 +137,7 @@ func (x Partitioning) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Partitioning.Descriptor instead.
 func (Partitioning) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{0}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
 }
 
 // NexmarkTable selects which of the Nexmark generator's three event kinds a
@@ -127,11 +180,11 @@ func (x NexmarkTable) String() string {
 }
 
 func (NexmarkTable) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[1].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[2].Descriptor()
 }
 
 func (NexmarkTable) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[1]
+	return &file_sabot_v1_job_proto_enumTypes[2]
 }
 
 func (x NexmarkTable) Number() protoreflect.EnumNumber {
@@ -140,7 +193,7 @@ func (x NexmarkTable) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NexmarkTable.Descriptor instead.
 func (NexmarkTable) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
 // FileFormat is the encoding of a file sink's output.
@@ -176,11 +229,11 @@ func (x FileFormat) String() string {
 }
 
 func (FileFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[2].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[3].Descriptor()
 }
 
 func (FileFormat) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[2]
+	return &file_sabot_v1_job_proto_enumTypes[3]
 }
 
 func (x FileFormat) Number() protoreflect.EnumNumber {
@@ -189,7 +242,357 @@ func (x FileFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileFormat.Descriptor instead.
 func (FileFormat) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+}
+
+// ColumnType is the type of a declared column.
+type ColumnType int32
+
+const (
+	ColumnType_COLUMN_TYPE_UNSPECIFIED ColumnType = 0
+	// 64-bit signed integer (BIGINT).
+	ColumnType_COLUMN_TYPE_INT64 ColumnType = 1
+	// 64-bit float (DOUBLE).
+	ColumnType_COLUMN_TYPE_FLOAT64 ColumnType = 2
+	// UTF-8 text (VARCHAR).
+	ColumnType_COLUMN_TYPE_STRING ColumnType = 3
+	ColumnType_COLUMN_TYPE_BOOL   ColumnType = 4
+	// Milliseconds since the epoch, UTC (TIMESTAMP(3)). In JSON: an integer of
+	// milliseconds or an RFC 3339 string.
+	ColumnType_COLUMN_TYPE_TIMESTAMP ColumnType = 5
+	// Raw bytes.
+	ColumnType_COLUMN_TYPE_BYTES ColumnType = 6
+)
+
+// Enum value maps for ColumnType.
+var (
+	ColumnType_name = map[int32]string{
+		0: "COLUMN_TYPE_UNSPECIFIED",
+		1: "COLUMN_TYPE_INT64",
+		2: "COLUMN_TYPE_FLOAT64",
+		3: "COLUMN_TYPE_STRING",
+		4: "COLUMN_TYPE_BOOL",
+		5: "COLUMN_TYPE_TIMESTAMP",
+		6: "COLUMN_TYPE_BYTES",
+	}
+	ColumnType_value = map[string]int32{
+		"COLUMN_TYPE_UNSPECIFIED": 0,
+		"COLUMN_TYPE_INT64":       1,
+		"COLUMN_TYPE_FLOAT64":     2,
+		"COLUMN_TYPE_STRING":      3,
+		"COLUMN_TYPE_BOOL":        4,
+		"COLUMN_TYPE_TIMESTAMP":   5,
+		"COLUMN_TYPE_BYTES":       6,
+	}
+)
+
+func (x ColumnType) Enum() *ColumnType {
+	p := new(ColumnType)
+	*p = x
+	return p
+}
+
+func (x ColumnType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ColumnType) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[4].Descriptor()
+}
+
+func (ColumnType) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[4]
+}
+
+func (x ColumnType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ColumnType.Descriptor instead.
+func (ColumnType) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
+}
+
+// KafkaStart is where a Kafka source starts reading each partition.
+type KafkaStart int32
+
+const (
+	// The earliest offset.
+	KafkaStart_KAFKA_START_UNSPECIFIED KafkaStart = 0
+	KafkaStart_KAFKA_START_EARLIEST    KafkaStart = 1
+	KafkaStart_KAFKA_START_LATEST      KafkaStart = 2
+	// The first record at or after start_timestamp_ms.
+	KafkaStart_KAFKA_START_TIMESTAMP KafkaStart = 3
+)
+
+// Enum value maps for KafkaStart.
+var (
+	KafkaStart_name = map[int32]string{
+		0: "KAFKA_START_UNSPECIFIED",
+		1: "KAFKA_START_EARLIEST",
+		2: "KAFKA_START_LATEST",
+		3: "KAFKA_START_TIMESTAMP",
+	}
+	KafkaStart_value = map[string]int32{
+		"KAFKA_START_UNSPECIFIED": 0,
+		"KAFKA_START_EARLIEST":    1,
+		"KAFKA_START_LATEST":      2,
+		"KAFKA_START_TIMESTAMP":   3,
+	}
+)
+
+func (x KafkaStart) Enum() *KafkaStart {
+	p := new(KafkaStart)
+	*p = x
+	return p
+}
+
+func (x KafkaStart) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KafkaStart) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[5].Descriptor()
+}
+
+func (KafkaStart) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[5]
+}
+
+func (x KafkaStart) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KafkaStart.Descriptor instead.
+func (KafkaStart) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
+}
+
+// RecordFormat is how a connector encodes rows in record values.
+type RecordFormat int32
+
+const (
+	// JSON.
+	RecordFormat_RECORD_FORMAT_UNSPECIFIED RecordFormat = 0
+	// One JSON object per record; fields by column name.
+	RecordFormat_RECORD_FORMAT_JSON RecordFormat = 1
+	// The value's bytes as column `value` (and the key as `key`).
+	RecordFormat_RECORD_FORMAT_RAW RecordFormat = 2
+	// Comma-separated values in column order.
+	RecordFormat_RECORD_FORMAT_CSV RecordFormat = 3
+)
+
+// Enum value maps for RecordFormat.
+var (
+	RecordFormat_name = map[int32]string{
+		0: "RECORD_FORMAT_UNSPECIFIED",
+		1: "RECORD_FORMAT_JSON",
+		2: "RECORD_FORMAT_RAW",
+		3: "RECORD_FORMAT_CSV",
+	}
+	RecordFormat_value = map[string]int32{
+		"RECORD_FORMAT_UNSPECIFIED": 0,
+		"RECORD_FORMAT_JSON":        1,
+		"RECORD_FORMAT_RAW":         2,
+		"RECORD_FORMAT_CSV":         3,
+	}
+)
+
+func (x RecordFormat) Enum() *RecordFormat {
+	p := new(RecordFormat)
+	*p = x
+	return p
+}
+
+func (x RecordFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecordFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[6].Descriptor()
+}
+
+func (RecordFormat) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[6]
+}
+
+func (x RecordFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RecordFormat.Descriptor instead.
+func (RecordFormat) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+}
+
+// BadRecordPolicy is what a source does with a record it cannot decode.
+type BadRecordPolicy int32
+
+const (
+	// Fail the job.
+	BadRecordPolicy_BAD_RECORD_POLICY_UNSPECIFIED BadRecordPolicy = 0
+	BadRecordPolicy_BAD_RECORD_POLICY_FAIL        BadRecordPolicy = 1
+	// Skip it, count it and log topic, partition and offset.
+	BadRecordPolicy_BAD_RECORD_POLICY_SKIP BadRecordPolicy = 2
+	// Write it to dead_letter_topic with the error, and go on.
+	BadRecordPolicy_BAD_RECORD_POLICY_DEAD_LETTER BadRecordPolicy = 3
+)
+
+// Enum value maps for BadRecordPolicy.
+var (
+	BadRecordPolicy_name = map[int32]string{
+		0: "BAD_RECORD_POLICY_UNSPECIFIED",
+		1: "BAD_RECORD_POLICY_FAIL",
+		2: "BAD_RECORD_POLICY_SKIP",
+		3: "BAD_RECORD_POLICY_DEAD_LETTER",
+	}
+	BadRecordPolicy_value = map[string]int32{
+		"BAD_RECORD_POLICY_UNSPECIFIED": 0,
+		"BAD_RECORD_POLICY_FAIL":        1,
+		"BAD_RECORD_POLICY_SKIP":        2,
+		"BAD_RECORD_POLICY_DEAD_LETTER": 3,
+	}
+)
+
+func (x BadRecordPolicy) Enum() *BadRecordPolicy {
+	p := new(BadRecordPolicy)
+	*p = x
+	return p
+}
+
+func (x BadRecordPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BadRecordPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[7].Descriptor()
+}
+
+func (BadRecordPolicy) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[7]
+}
+
+func (x BadRecordPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BadRecordPolicy.Descriptor instead.
+func (BadRecordPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
+}
+
+// KafkaPartitioner chooses a Kafka sink record's partition.
+type KafkaPartitioner int32
+
+const (
+	// By the hash of the key; records without a key spread sticky.
+	KafkaPartitioner_KAFKA_PARTITIONER_UNSPECIFIED KafkaPartitioner = 0
+	KafkaPartitioner_KAFKA_PARTITIONER_HASH        KafkaPartitioner = 1
+	KafkaPartitioner_KAFKA_PARTITIONER_ROUND_ROBIN KafkaPartitioner = 2
+	// Partition = subtask index modulo the number of partitions.
+	KafkaPartitioner_KAFKA_PARTITIONER_FIXED KafkaPartitioner = 3
+)
+
+// Enum value maps for KafkaPartitioner.
+var (
+	KafkaPartitioner_name = map[int32]string{
+		0: "KAFKA_PARTITIONER_UNSPECIFIED",
+		1: "KAFKA_PARTITIONER_HASH",
+		2: "KAFKA_PARTITIONER_ROUND_ROBIN",
+		3: "KAFKA_PARTITIONER_FIXED",
+	}
+	KafkaPartitioner_value = map[string]int32{
+		"KAFKA_PARTITIONER_UNSPECIFIED": 0,
+		"KAFKA_PARTITIONER_HASH":        1,
+		"KAFKA_PARTITIONER_ROUND_ROBIN": 2,
+		"KAFKA_PARTITIONER_FIXED":       3,
+	}
+)
+
+func (x KafkaPartitioner) Enum() *KafkaPartitioner {
+	p := new(KafkaPartitioner)
+	*p = x
+	return p
+}
+
+func (x KafkaPartitioner) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KafkaPartitioner) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[8].Descriptor()
+}
+
+func (KafkaPartitioner) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[8]
+}
+
+func (x KafkaPartitioner) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KafkaPartitioner.Descriptor instead.
+func (KafkaPartitioner) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
+}
+
+// AggregateFunction is a built-in aggregate.
+type AggregateFunction int32
+
+const (
+	AggregateFunction_AGGREGATE_FUNCTION_UNSPECIFIED AggregateFunction = 0
+	AggregateFunction_AGGREGATE_FUNCTION_COUNT       AggregateFunction = 1
+	AggregateFunction_AGGREGATE_FUNCTION_SUM         AggregateFunction = 2
+	AggregateFunction_AGGREGATE_FUNCTION_MIN         AggregateFunction = 3
+	AggregateFunction_AGGREGATE_FUNCTION_MAX         AggregateFunction = 4
+	AggregateFunction_AGGREGATE_FUNCTION_AVG         AggregateFunction = 5
+)
+
+// Enum value maps for AggregateFunction.
+var (
+	AggregateFunction_name = map[int32]string{
+		0: "AGGREGATE_FUNCTION_UNSPECIFIED",
+		1: "AGGREGATE_FUNCTION_COUNT",
+		2: "AGGREGATE_FUNCTION_SUM",
+		3: "AGGREGATE_FUNCTION_MIN",
+		4: "AGGREGATE_FUNCTION_MAX",
+		5: "AGGREGATE_FUNCTION_AVG",
+	}
+	AggregateFunction_value = map[string]int32{
+		"AGGREGATE_FUNCTION_UNSPECIFIED": 0,
+		"AGGREGATE_FUNCTION_COUNT":       1,
+		"AGGREGATE_FUNCTION_SUM":         2,
+		"AGGREGATE_FUNCTION_MIN":         3,
+		"AGGREGATE_FUNCTION_MAX":         4,
+		"AGGREGATE_FUNCTION_AVG":         5,
+	}
+)
+
+func (x AggregateFunction) Enum() *AggregateFunction {
+	p := new(AggregateFunction)
+	*p = x
+	return p
+}
+
+func (x AggregateFunction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AggregateFunction) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[9].Descriptor()
+}
+
+func (AggregateFunction) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[9]
+}
+
+func (x AggregateFunction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AggregateFunction.Descriptor instead.
+func (AggregateFunction) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 // JobState is the lifecycle of a job:
@@ -253,11 +656,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[3].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[10].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[3]
+	return &file_sabot_v1_job_proto_enumTypes[10]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -266,7 +669,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 // TaskState is the lifecycle of one subtask attempt on a worker.
@@ -312,11 +715,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[4].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[11].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[4]
+	return &file_sabot_v1_job_proto_enumTypes[11]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -325,7 +728,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 // JobSpec is what a user deploys: a named dataflow graph and how wide to run it.
@@ -344,6 +747,8 @@ type JobSpec struct {
 	Parallelism int32 `protobuf:"varint,3,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
 	// The dataflow graph.
 	Graph *JobGraph `protobuf:"bytes,4,opt,name=graph,proto3" json:"graph,omitempty"`
+	// Where keyed state lives. Default heap.
+	StateBackend StateBackend `protobuf:"varint,6,opt,name=state_backend,json=stateBackend,proto3,enum=sabot.v1.StateBackend" json:"state_backend,omitempty"`
 	// Free-form labels for people and tools; not interpreted by Sabot.
 	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
@@ -406,6 +811,13 @@ func (x *JobSpec) GetGraph() *JobGraph {
 		return x.Graph
 	}
 	return nil
+}
+
+func (x *JobSpec) GetStateBackend() StateBackend {
+	if x != nil {
+		return x.StateBackend
+	}
+	return StateBackend_STATE_BACKEND_UNSPECIFIED
 }
 
 func (x *JobSpec) GetLabels() map[string]string {
@@ -617,11 +1029,15 @@ type Operator struct {
 	//
 	//	*Operator_Sequence
 	//	*Operator_Nexmark
+	//	*Operator_KafkaSource
 	//	*Operator_Map
 	//	*Operator_Filter
+	//	*Operator_KeyedAggregate
+	//	*Operator_Process
 	//	*Operator_Print
 	//	*Operator_File
 	//	*Operator_Blackhole
+	//	*Operator_KafkaSink
 	Kind          isOperator_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -682,6 +1098,15 @@ func (x *Operator) GetNexmark() *NexmarkSource {
 	return nil
 }
 
+func (x *Operator) GetKafkaSource() *KafkaSource {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_KafkaSource); ok {
+			return x.KafkaSource
+		}
+	}
+	return nil
+}
+
 func (x *Operator) GetMap() *MapOperator {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_Map); ok {
@@ -695,6 +1120,24 @@ func (x *Operator) GetFilter() *FilterOperator {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_Filter); ok {
 			return x.Filter
+		}
+	}
+	return nil
+}
+
+func (x *Operator) GetKeyedAggregate() *KeyedAggregate {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_KeyedAggregate); ok {
+			return x.KeyedAggregate
+		}
+	}
+	return nil
+}
+
+func (x *Operator) GetProcess() *ProcessFunction {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_Process); ok {
+			return x.Process
 		}
 	}
 	return nil
@@ -727,6 +1170,15 @@ func (x *Operator) GetBlackhole() *BlackholeSink {
 	return nil
 }
 
+func (x *Operator) GetKafkaSink() *KafkaSink {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_KafkaSink); ok {
+			return x.KafkaSink
+		}
+	}
+	return nil
+}
+
 type isOperator_Kind interface {
 	isOperator_Kind()
 }
@@ -740,6 +1192,10 @@ type Operator_Nexmark struct {
 	Nexmark *NexmarkSource `protobuf:"bytes,2,opt,name=nexmark,proto3,oneof"`
 }
 
+type Operator_KafkaSource struct {
+	KafkaSource *KafkaSource `protobuf:"bytes,3,opt,name=kafka_source,json=kafkaSource,proto3,oneof"`
+}
+
 type Operator_Map struct {
 	// Transformations: 32-127.
 	Map *MapOperator `protobuf:"bytes,32,opt,name=map,proto3,oneof"`
@@ -747,6 +1203,14 @@ type Operator_Map struct {
 
 type Operator_Filter struct {
 	Filter *FilterOperator `protobuf:"bytes,33,opt,name=filter,proto3,oneof"`
+}
+
+type Operator_KeyedAggregate struct {
+	KeyedAggregate *KeyedAggregate `protobuf:"bytes,34,opt,name=keyed_aggregate,json=keyedAggregate,proto3,oneof"`
+}
+
+type Operator_Process struct {
+	Process *ProcessFunction `protobuf:"bytes,35,opt,name=process,proto3,oneof"`
 }
 
 type Operator_Print struct {
@@ -762,19 +1226,31 @@ type Operator_Blackhole struct {
 	Blackhole *BlackholeSink `protobuf:"bytes,130,opt,name=blackhole,proto3,oneof"`
 }
 
+type Operator_KafkaSink struct {
+	KafkaSink *KafkaSink `protobuf:"bytes,131,opt,name=kafka_sink,json=kafkaSink,proto3,oneof"`
+}
+
 func (*Operator_Sequence) isOperator_Kind() {}
 
 func (*Operator_Nexmark) isOperator_Kind() {}
 
+func (*Operator_KafkaSource) isOperator_Kind() {}
+
 func (*Operator_Map) isOperator_Kind() {}
 
 func (*Operator_Filter) isOperator_Kind() {}
+
+func (*Operator_KeyedAggregate) isOperator_Kind() {}
+
+func (*Operator_Process) isOperator_Kind() {}
 
 func (*Operator_Print) isOperator_Kind() {}
 
 func (*Operator_File) isOperator_Kind() {}
 
 func (*Operator_Blackhole) isOperator_Kind() {}
+
+func (*Operator_KafkaSink) isOperator_Kind() {}
 
 // SequenceSource emits the integers start, start+1, ... as a column `value`
 // (int64). Each subtask emits its own contiguous slice of the range.
@@ -1167,6 +1643,617 @@ func (x *FileSink) GetFormat() FileFormat {
 	return FileFormat_FILE_FORMAT_UNSPECIFIED
 }
 
+// Column declares one column of a schema a connector reads or a function
+// emits.
+type Column struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          ColumnType             `protobuf:"varint,2,opt,name=type,proto3,enum=sabot.v1.ColumnType" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Column) Reset() {
+	*x = Column{}
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Column) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Column) ProtoMessage() {}
+
+func (x *Column) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Column.ProtoReflect.Descriptor instead.
+func (*Column) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Column) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Column) GetType() ColumnType {
+	if x != nil {
+		return x.Type
+	}
+	return ColumnType_COLUMN_TYPE_UNSPECIFIED
+}
+
+// WatermarkStrategy says how a source derives watermarks from event times,
+// as Flink's WatermarkStrategy does.
+type WatermarkStrategy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*WatermarkStrategy_MaxOutOfOrdernessMs
+	//	*WatermarkStrategy_Monotonous
+	//	*WatermarkStrategy_PunctuatedMarkerField
+	Kind isWatermarkStrategy_Kind `protobuf_oneof:"kind"`
+	// A split (Kafka partition) with no records for this long is idle and
+	// does not hold back the watermark. 0 means never idle.
+	IdleTimeoutMs int64 `protobuf:"varint,4,opt,name=idle_timeout_ms,json=idleTimeoutMs,proto3" json:"idle_timeout_ms,omitempty"`
+	// Periodic emission interval (Flink's pipeline.auto-watermark-interval).
+	// 0 means 200 ms.
+	IntervalMs    int64 `protobuf:"varint,5,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatermarkStrategy) Reset() {
+	*x = WatermarkStrategy{}
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatermarkStrategy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatermarkStrategy) ProtoMessage() {}
+
+func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatermarkStrategy.ProtoReflect.Descriptor instead.
+func (*WatermarkStrategy) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WatermarkStrategy) GetKind() isWatermarkStrategy_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *WatermarkStrategy) GetMaxOutOfOrdernessMs() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*WatermarkStrategy_MaxOutOfOrdernessMs); ok {
+			return x.MaxOutOfOrdernessMs
+		}
+	}
+	return 0
+}
+
+func (x *WatermarkStrategy) GetMonotonous() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*WatermarkStrategy_Monotonous); ok {
+			return x.Monotonous
+		}
+	}
+	return false
+}
+
+func (x *WatermarkStrategy) GetPunctuatedMarkerField() string {
+	if x != nil {
+		if x, ok := x.Kind.(*WatermarkStrategy_PunctuatedMarkerField); ok {
+			return x.PunctuatedMarkerField
+		}
+	}
+	return ""
+}
+
+func (x *WatermarkStrategy) GetIdleTimeoutMs() int64 {
+	if x != nil {
+		return x.IdleTimeoutMs
+	}
+	return 0
+}
+
+func (x *WatermarkStrategy) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+type isWatermarkStrategy_Kind interface {
+	isWatermarkStrategy_Kind()
+}
+
+type WatermarkStrategy_MaxOutOfOrdernessMs struct {
+	// Watermark = highest event time seen - max_out_of_orderness_ms - 1.
+	MaxOutOfOrdernessMs int64 `protobuf:"varint,1,opt,name=max_out_of_orderness_ms,json=maxOutOfOrdernessMs,proto3,oneof"`
+}
+
+type WatermarkStrategy_Monotonous struct {
+	// Event times only ascend: watermark = highest event time - 1.
+	Monotonous bool `protobuf:"varint,2,opt,name=monotonous,proto3,oneof"`
+}
+
+type WatermarkStrategy_PunctuatedMarkerField struct {
+	// A row whose boolean column `marker_field` is true carries a watermark
+	// equal to its event time.
+	PunctuatedMarkerField string `protobuf:"bytes,3,opt,name=punctuated_marker_field,json=punctuatedMarkerField,proto3,oneof"`
+}
+
+func (*WatermarkStrategy_MaxOutOfOrdernessMs) isWatermarkStrategy_Kind() {}
+
+func (*WatermarkStrategy_Monotonous) isWatermarkStrategy_Kind() {}
+
+func (*WatermarkStrategy_PunctuatedMarkerField) isWatermarkStrategy_Kind() {}
+
+// EventTime assigns event times and watermarks at a source.
+type EventTime struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Column holding each record's event time (a timestamp or an integer of
+	// milliseconds). Empty means the source's own time: the Kafka record
+	// timestamp.
+	TimestampField string             `protobuf:"bytes,1,opt,name=timestamp_field,json=timestampField,proto3" json:"timestamp_field,omitempty"`
+	Watermark      *WatermarkStrategy `protobuf:"bytes,2,opt,name=watermark,proto3" json:"watermark,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EventTime) Reset() {
+	*x = EventTime{}
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventTime) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventTime) ProtoMessage() {}
+
+func (x *EventTime) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventTime.ProtoReflect.Descriptor instead.
+func (*EventTime) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EventTime) GetTimestampField() string {
+	if x != nil {
+		return x.TimestampField
+	}
+	return ""
+}
+
+func (x *EventTime) GetWatermark() *WatermarkStrategy {
+	if x != nil {
+		return x.Watermark
+	}
+	return nil
+}
+
+// KafkaSource reads Kafka topics; each partition is a split with its own
+// offset and watermark generator. Offsets are tracked by the source, not by
+// consumer-group commits.
+type KafkaSource struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Brokers []string               `protobuf:"bytes,1,rep,name=brokers,proto3" json:"brokers,omitempty"`
+	// Topics to read; or a regular expression in topic_pattern.
+	Topics           []string     `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	TopicPattern     string       `protobuf:"bytes,3,opt,name=topic_pattern,json=topicPattern,proto3" json:"topic_pattern,omitempty"`
+	Start            KafkaStart   `protobuf:"varint,4,opt,name=start,proto3,enum=sabot.v1.KafkaStart" json:"start,omitempty"`
+	StartTimestampMs int64        `protobuf:"varint,5,opt,name=start_timestamp_ms,json=startTimestampMs,proto3" json:"start_timestamp_ms,omitempty"`
+	Format           RecordFormat `protobuf:"varint,6,opt,name=format,proto3,enum=sabot.v1.RecordFormat" json:"format,omitempty"`
+	// The columns of the decoded rows (JSON and CSV).
+	Columns         []*Column       `protobuf:"bytes,7,rep,name=columns,proto3" json:"columns,omitempty"`
+	BadRecords      BadRecordPolicy `protobuf:"varint,8,opt,name=bad_records,json=badRecords,proto3,enum=sabot.v1.BadRecordPolicy" json:"bad_records,omitempty"`
+	DeadLetterTopic string          `protobuf:"bytes,9,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
+	EventTime       *EventTime      `protobuf:"bytes,10,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *KafkaSource) Reset() {
+	*x = KafkaSource{}
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KafkaSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KafkaSource) ProtoMessage() {}
+
+func (x *KafkaSource) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KafkaSource.ProtoReflect.Descriptor instead.
+func (*KafkaSource) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *KafkaSource) GetBrokers() []string {
+	if x != nil {
+		return x.Brokers
+	}
+	return nil
+}
+
+func (x *KafkaSource) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *KafkaSource) GetTopicPattern() string {
+	if x != nil {
+		return x.TopicPattern
+	}
+	return ""
+}
+
+func (x *KafkaSource) GetStart() KafkaStart {
+	if x != nil {
+		return x.Start
+	}
+	return KafkaStart_KAFKA_START_UNSPECIFIED
+}
+
+func (x *KafkaSource) GetStartTimestampMs() int64 {
+	if x != nil {
+		return x.StartTimestampMs
+	}
+	return 0
+}
+
+func (x *KafkaSource) GetFormat() RecordFormat {
+	if x != nil {
+		return x.Format
+	}
+	return RecordFormat_RECORD_FORMAT_UNSPECIFIED
+}
+
+func (x *KafkaSource) GetColumns() []*Column {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *KafkaSource) GetBadRecords() BadRecordPolicy {
+	if x != nil {
+		return x.BadRecords
+	}
+	return BadRecordPolicy_BAD_RECORD_POLICY_UNSPECIFIED
+}
+
+func (x *KafkaSource) GetDeadLetterTopic() string {
+	if x != nil {
+		return x.DeadLetterTopic
+	}
+	return ""
+}
+
+func (x *KafkaSource) GetEventTime() *EventTime {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+// KafkaSink writes rows to a Kafka topic, at least once (transactional
+// exactly-once arrives with checkpoints).
+type KafkaSink struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Brokers []string               `protobuf:"bytes,1,rep,name=brokers,proto3" json:"brokers,omitempty"`
+	Topic   string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Columns whose values form the record key; empty means no key.
+	KeyFields     []string         `protobuf:"bytes,3,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
+	Partitioner   KafkaPartitioner `protobuf:"varint,4,opt,name=partitioner,proto3,enum=sabot.v1.KafkaPartitioner" json:"partitioner,omitempty"`
+	Format        RecordFormat     `protobuf:"varint,5,opt,name=format,proto3,enum=sabot.v1.RecordFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KafkaSink) Reset() {
+	*x = KafkaSink{}
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KafkaSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KafkaSink) ProtoMessage() {}
+
+func (x *KafkaSink) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KafkaSink.ProtoReflect.Descriptor instead.
+func (*KafkaSink) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *KafkaSink) GetBrokers() []string {
+	if x != nil {
+		return x.Brokers
+	}
+	return nil
+}
+
+func (x *KafkaSink) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *KafkaSink) GetKeyFields() []string {
+	if x != nil {
+		return x.KeyFields
+	}
+	return nil
+}
+
+func (x *KafkaSink) GetPartitioner() KafkaPartitioner {
+	if x != nil {
+		return x.Partitioner
+	}
+	return KafkaPartitioner_KAFKA_PARTITIONER_UNSPECIFIED
+}
+
+func (x *KafkaSink) GetFormat() RecordFormat {
+	if x != nil {
+		return x.Format
+	}
+	return RecordFormat_RECORD_FORMAT_UNSPECIFIED
+}
+
+// Aggregation is one output column of a keyed aggregate.
+type Aggregation struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Function AggregateFunction      `protobuf:"varint,2,opt,name=function,proto3,enum=sabot.v1.AggregateFunction" json:"function,omitempty"`
+	// Input column; empty only for COUNT (count of rows).
+	Field         string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Aggregation) Reset() {
+	*x = Aggregation{}
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Aggregation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Aggregation) ProtoMessage() {}
+
+func (x *Aggregation) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Aggregation.ProtoReflect.Descriptor instead.
+func (*Aggregation) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Aggregation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Aggregation) GetFunction() AggregateFunction {
+	if x != nil {
+		return x.Function
+	}
+	return AggregateFunction_AGGREGATE_FUNCTION_UNSPECIFIED
+}
+
+func (x *Aggregation) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+// KeyedAggregate keeps running aggregates per key, without windows: for each
+// input batch it emits, per key seen in the batch, the key columns and the
+// aggregates' values after the batch (an upsert stream, as a Flink
+// GROUP BY without windows). Its input must be a hash edge; the key is the
+// edge's key_fields.
+type KeyedAggregate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Aggregations  []*Aggregation         `protobuf:"bytes,1,rep,name=aggregations,proto3" json:"aggregations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyedAggregate) Reset() {
+	*x = KeyedAggregate{}
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyedAggregate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyedAggregate) ProtoMessage() {}
+
+func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyedAggregate.ProtoReflect.Descriptor instead.
+func (*KeyedAggregate) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *KeyedAggregate) GetAggregations() []*Aggregation {
+	if x != nil {
+		return x.Aggregations
+	}
+	return nil
+}
+
+// ProcessFunction runs a keyed process function registered by name in the
+// worker (user-deployed functions are a later milestone). It sees one row at
+// a time for one key, with keyed state and event-time and processing-time
+// timers, and emits rows of the declared output columns.
+type ProcessFunction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Output columns.
+	Output []*Column `protobuf:"bytes,2,rep,name=output,proto3" json:"output,omitempty"`
+	// Free-form settings passed to the function.
+	Config        map[string]string `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessFunction) Reset() {
+	*x = ProcessFunction{}
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessFunction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessFunction) ProtoMessage() {}
+
+func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessFunction.ProtoReflect.Descriptor instead.
+func (*ProcessFunction) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ProcessFunction) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProcessFunction) GetOutput() []*Column {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *ProcessFunction) GetConfig() map[string]string {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
 // BlackholeSink discards every row, as Flink's blackhole connector: the sink
 // of throughput benchmarks.
 type BlackholeSink struct {
@@ -1177,7 +2264,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +2276,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +2289,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -1218,7 +2305,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +2317,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +2330,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -1290,7 +2377,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +2389,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +2402,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -1366,7 +2453,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +2465,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +2478,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Job) GetId() string {
@@ -1426,12 +2513,13 @@ var File_sabot_v1_job_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x04\n" +
+	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x04\n" +
 	"\aJobSpec\x12<\n" +
 	"\x04name\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x012\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x04name\x124\n" +
 	"\x0fmax_parallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\x0emaxParallelism\x12-\n" +
 	"\vparallelism\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\vparallelism\x120\n" +
-	"\x05graph\x18\x04 \x01(\v2\x12.sabot.v1.JobGraphB\x06\xbaH\x03\xc8\x01\x01R\x05graph\x12N\n" +
+	"\x05graph\x18\x04 \x01(\v2\x12.sabot.v1.JobGraphB\x06\xbaH\x03\xc8\x01\x01R\x05graph\x12E\n" +
+	"\rstate_backend\x18\x06 \x01(\x0e2\x16.sabot.v1.StateBackendB\b\xbaH\x05\x82\x01\x02\x10\x01R\fstateBackend\x12N\n" +
 	"\x06labels\x18\x05 \x03(\v2\x1d.sabot.v1.JobSpec.LabelsEntryB\x17\xbaH\x14\x9a\x01\x11\x10@\"\x06r\x04\x10\x01\x18?*\x05r\x03\x18\x80\x02R\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1453,15 +2541,20 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"key_fields\x18\x04 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x10\x01R\tkeyFields:\xeb\x01\xbaH\xe7\x01\x1a\x90\x01\n" +
 	"\x13edge.hash_needs_key\x12@a hash edge needs key_fields, and only a hash edge may have them\x1a7(this.partitioning == 2) == (size(this.key_fields) > 0)\x1aR\n" +
-	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xf8\x02\n" +
+	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xe7\x04\n" +
 	"\bOperator\x126\n" +
 	"\bsequence\x18\x01 \x01(\v2\x18.sabot.v1.SequenceSourceH\x00R\bsequence\x123\n" +
-	"\anexmark\x18\x02 \x01(\v2\x17.sabot.v1.NexmarkSourceH\x00R\anexmark\x12)\n" +
+	"\anexmark\x18\x02 \x01(\v2\x17.sabot.v1.NexmarkSourceH\x00R\anexmark\x12:\n" +
+	"\fkafka_source\x18\x03 \x01(\v2\x15.sabot.v1.KafkaSourceH\x00R\vkafkaSource\x12)\n" +
 	"\x03map\x18  \x01(\v2\x15.sabot.v1.MapOperatorH\x00R\x03map\x122\n" +
-	"\x06filter\x18! \x01(\v2\x18.sabot.v1.FilterOperatorH\x00R\x06filter\x12,\n" +
+	"\x06filter\x18! \x01(\v2\x18.sabot.v1.FilterOperatorH\x00R\x06filter\x12C\n" +
+	"\x0fkeyed_aggregate\x18\" \x01(\v2\x18.sabot.v1.KeyedAggregateH\x00R\x0ekeyedAggregate\x125\n" +
+	"\aprocess\x18# \x01(\v2\x19.sabot.v1.ProcessFunctionH\x00R\aprocess\x12,\n" +
 	"\x05print\x18\x80\x01 \x01(\v2\x13.sabot.v1.PrintSinkH\x00R\x05print\x12)\n" +
 	"\x04file\x18\x81\x01 \x01(\v2\x12.sabot.v1.FileSinkH\x00R\x04file\x128\n" +
-	"\tblackhole\x18\x82\x01 \x01(\v2\x17.sabot.v1.BlackholeSinkH\x00R\tblackholeB\r\n" +
+	"\tblackhole\x18\x82\x01 \x01(\v2\x17.sabot.v1.BlackholeSinkH\x00R\tblackhole\x125\n" +
+	"\n" +
+	"kafka_sink\x18\x83\x01 \x01(\v2\x13.sabot.v1.KafkaSinkH\x00R\tkafkaSinkB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"\xe3\x01\n" +
 	"\x0eSequenceSource\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x15\n" +
@@ -1491,7 +2584,64 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\bFileSink\x12\x1e\n" +
 	"\x04path\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04path\x126\n" +
-	"\x06format\x18\x02 \x01(\x0e2\x14.sabot.v1.FileFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\"\x0f\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x14.sabot.v1.FileFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\"^\n" +
+	"\x06Column\x12\x1e\n" +
+	"\x04name\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x124\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x14.sabot.v1.ColumnTypeB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\"\x9c\x02\n" +
+	"\x11WatermarkStrategy\x12?\n" +
+	"\x17max_out_of_orderness_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00H\x00R\x13maxOutOfOrdernessMs\x12 \n" +
+	"\n" +
+	"monotonous\x18\x02 \x01(\bH\x00R\n" +
+	"monotonous\x12A\n" +
+	"\x17punctuated_marker_field\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x10\x01H\x00R\x15punctuatedMarkerField\x12/\n" +
+	"\x0fidle_timeout_ms\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\ridleTimeoutMs\x12(\n" +
+	"\vinterval_ms\x18\x05 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"intervalMsB\x06\n" +
+	"\x04kind\"y\n" +
+	"\tEventTime\x121\n" +
+	"\x0ftimestamp_field\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x0etimestampField\x129\n" +
+	"\twatermark\x18\x02 \x01(\v2\x1b.sabot.v1.WatermarkStrategyR\twatermark\"\xa2\x06\n" +
+	"\vKafkaSource\x12(\n" +
+	"\abrokers\x18\x01 \x03(\tB\x0e\xbaH\v\x92\x01\b\b\x01\"\x04r\x02\x10\x01R\abrokers\x12$\n" +
+	"\x06topics\x18\x02 \x03(\tB\f\xbaH\t\x92\x01\x06\"\x04r\x02\x10\x01R\x06topics\x12#\n" +
+	"\rtopic_pattern\x18\x03 \x01(\tR\ftopicPattern\x124\n" +
+	"\x05start\x18\x04 \x01(\x0e2\x14.sabot.v1.KafkaStartB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05start\x12,\n" +
+	"\x12start_timestamp_ms\x18\x05 \x01(\x03R\x10startTimestampMs\x128\n" +
+	"\x06format\x18\x06 \x01(\x0e2\x16.sabot.v1.RecordFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\x125\n" +
+	"\acolumns\x18\a \x03(\v2\x10.sabot.v1.ColumnB\t\xbaH\x06\x92\x01\x03\x10\x80\bR\acolumns\x12D\n" +
+	"\vbad_records\x18\b \x01(\x0e2\x19.sabot.v1.BadRecordPolicyB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
+	"badRecords\x12*\n" +
+	"\x11dead_letter_topic\x18\t \x01(\tR\x0fdeadLetterTopic\x122\n" +
+	"\n" +
+	"event_time\x18\n" +
+	" \x01(\v2\x13.sabot.v1.EventTimeR\teventTime:\xa2\x02\xbaH\x9e\x02\x1as\n" +
+	"\x13kafka_source.topics\x12%set topics or topic_pattern, not both\x1a5(size(this.topics) > 0) != (this.topic_pattern != '')\x1a\xa6\x01\n" +
+	"\x1ekafka_source.dead_letter_topic\x12Idead_letter_topic is required with bad_records DEAD_LETTER, and only then\x1a9(this.bad_records == 3) == (this.dead_letter_topic != '')\"\xf9\x01\n" +
+	"\tKafkaSink\x12(\n" +
+	"\abrokers\x18\x01 \x03(\tB\x0e\xbaH\v\x92\x01\b\b\x01\"\x04r\x02\x10\x01R\abrokers\x12\x1d\n" +
+	"\x05topic\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05topic\x12\x1d\n" +
+	"\n" +
+	"key_fields\x18\x03 \x03(\tR\tkeyFields\x12F\n" +
+	"\vpartitioner\x18\x04 \x01(\x0e2\x1a.sabot.v1.KafkaPartitionerB\b\xbaH\x05\x82\x01\x02\x10\x01R\vpartitioner\x12<\n" +
+	"\x06format\x18\x05 \x01(\x0e2\x16.sabot.v1.RecordFormatB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x00\x18\x01R\x06format\"\x88\x01\n" +
+	"\vAggregation\x12\x1e\n" +
+	"\x04name\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x12C\n" +
+	"\bfunction\x18\x02 \x01(\x0e2\x1b.sabot.v1.AggregateFunctionB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bfunction\x12\x14\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"X\n" +
+	"\x0eKeyedAggregate\x12F\n" +
+	"\faggregations\x18\x01 \x03(\v2\x15.sabot.v1.AggregationB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x02R\faggregations\"\xdf\x01\n" +
+	"\x0fProcessFunction\x12\x1e\n" +
+	"\x04name\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x122\n" +
+	"\x06output\x18\x02 \x03(\v2\x10.sabot.v1.ColumnB\b\xbaH\x05\x92\x01\x02\b\x01R\x06output\x12=\n" +
+	"\x06config\x18\x03 \x03(\v2%.sabot.v1.ProcessFunction.ConfigEntryR\x06config\x1a9\n" +
+	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0f\n" +
 	"\rBlackholeSink\"\x8b\x01\n" +
 	"\n" +
 	"TaskStatus\x12\x1b\n" +
@@ -1511,7 +2661,11 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x04spec\x18\x02 \x01(\v2\x11.sabot.v1.JobSpecR\x04spec\x12+\n" +
 	"\x06status\x18\x03 \x01(\v2\x13.sabot.v1.JobStatusR\x06status\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*\x95\x01\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*_\n" +
+	"\fStateBackend\x12\x1d\n" +
+	"\x19STATE_BACKEND_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12STATE_BACKEND_HEAP\x10\x01\x12\x18\n" +
+	"\x14STATE_BACKEND_PEBBLE\x10\x02*\x95\x01\n" +
 	"\fPartitioning\x12\x1c\n" +
 	"\x18PARTITIONING_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14PARTITIONING_FORWARD\x10\x01\x12\x15\n" +
@@ -1526,7 +2680,44 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"FileFormat\x12\x1b\n" +
 	"\x17FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16FILE_FORMAT_JSON_LINES\x10\x01*\xcc\x01\n" +
+	"\x16FILE_FORMAT_JSON_LINES\x10\x01*\xb9\x01\n" +
+	"\n" +
+	"ColumnType\x12\x1b\n" +
+	"\x17COLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11COLUMN_TYPE_INT64\x10\x01\x12\x17\n" +
+	"\x13COLUMN_TYPE_FLOAT64\x10\x02\x12\x16\n" +
+	"\x12COLUMN_TYPE_STRING\x10\x03\x12\x14\n" +
+	"\x10COLUMN_TYPE_BOOL\x10\x04\x12\x19\n" +
+	"\x15COLUMN_TYPE_TIMESTAMP\x10\x05\x12\x15\n" +
+	"\x11COLUMN_TYPE_BYTES\x10\x06*v\n" +
+	"\n" +
+	"KafkaStart\x12\x1b\n" +
+	"\x17KAFKA_START_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14KAFKA_START_EARLIEST\x10\x01\x12\x16\n" +
+	"\x12KAFKA_START_LATEST\x10\x02\x12\x19\n" +
+	"\x15KAFKA_START_TIMESTAMP\x10\x03*s\n" +
+	"\fRecordFormat\x12\x1d\n" +
+	"\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12RECORD_FORMAT_JSON\x10\x01\x12\x15\n" +
+	"\x11RECORD_FORMAT_RAW\x10\x02\x12\x15\n" +
+	"\x11RECORD_FORMAT_CSV\x10\x03*\x8f\x01\n" +
+	"\x0fBadRecordPolicy\x12!\n" +
+	"\x1dBAD_RECORD_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16BAD_RECORD_POLICY_FAIL\x10\x01\x12\x1a\n" +
+	"\x16BAD_RECORD_POLICY_SKIP\x10\x02\x12!\n" +
+	"\x1dBAD_RECORD_POLICY_DEAD_LETTER\x10\x03*\x91\x01\n" +
+	"\x10KafkaPartitioner\x12!\n" +
+	"\x1dKAFKA_PARTITIONER_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16KAFKA_PARTITIONER_HASH\x10\x01\x12!\n" +
+	"\x1dKAFKA_PARTITIONER_ROUND_ROBIN\x10\x02\x12\x1b\n" +
+	"\x17KAFKA_PARTITIONER_FIXED\x10\x03*\xc5\x01\n" +
+	"\x11AggregateFunction\x12\"\n" +
+	"\x1eAGGREGATE_FUNCTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18AGGREGATE_FUNCTION_COUNT\x10\x01\x12\x1a\n" +
+	"\x16AGGREGATE_FUNCTION_SUM\x10\x02\x12\x1a\n" +
+	"\x16AGGREGATE_FUNCTION_MIN\x10\x03\x12\x1a\n" +
+	"\x16AGGREGATE_FUNCTION_MAX\x10\x04\x12\x1a\n" +
+	"\x16AGGREGATE_FUNCTION_AVG\x10\x05*\xcc\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x15\n" +
@@ -1556,62 +2747,96 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_proto_rawDescData
 }
 
-var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_sabot_v1_job_proto_goTypes = []any{
-	(Partitioning)(0),             // 0: sabot.v1.Partitioning
-	(NexmarkTable)(0),             // 1: sabot.v1.NexmarkTable
-	(FileFormat)(0),               // 2: sabot.v1.FileFormat
-	(JobState)(0),                 // 3: sabot.v1.JobState
-	(TaskState)(0),                // 4: sabot.v1.TaskState
-	(*JobSpec)(nil),               // 5: sabot.v1.JobSpec
-	(*JobGraph)(nil),              // 6: sabot.v1.JobGraph
-	(*Vertex)(nil),                // 7: sabot.v1.Vertex
-	(*Edge)(nil),                  // 8: sabot.v1.Edge
-	(*Operator)(nil),              // 9: sabot.v1.Operator
-	(*SequenceSource)(nil),        // 10: sabot.v1.SequenceSource
-	(*NexmarkSource)(nil),         // 11: sabot.v1.NexmarkSource
-	(*NamedExpression)(nil),       // 12: sabot.v1.NamedExpression
-	(*MapOperator)(nil),           // 13: sabot.v1.MapOperator
-	(*FilterOperator)(nil),        // 14: sabot.v1.FilterOperator
-	(*PrintSink)(nil),             // 15: sabot.v1.PrintSink
-	(*FileSink)(nil),              // 16: sabot.v1.FileSink
-	(*BlackholeSink)(nil),         // 17: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),            // 18: sabot.v1.TaskStatus
-	(*JobStatus)(nil),             // 19: sabot.v1.JobStatus
-	(*Job)(nil),                   // 20: sabot.v1.Job
-	nil,                           // 21: sabot.v1.JobSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(StateBackend)(0),             // 0: sabot.v1.StateBackend
+	(Partitioning)(0),             // 1: sabot.v1.Partitioning
+	(NexmarkTable)(0),             // 2: sabot.v1.NexmarkTable
+	(FileFormat)(0),               // 3: sabot.v1.FileFormat
+	(ColumnType)(0),               // 4: sabot.v1.ColumnType
+	(KafkaStart)(0),               // 5: sabot.v1.KafkaStart
+	(RecordFormat)(0),             // 6: sabot.v1.RecordFormat
+	(BadRecordPolicy)(0),          // 7: sabot.v1.BadRecordPolicy
+	(KafkaPartitioner)(0),         // 8: sabot.v1.KafkaPartitioner
+	(AggregateFunction)(0),        // 9: sabot.v1.AggregateFunction
+	(JobState)(0),                 // 10: sabot.v1.JobState
+	(TaskState)(0),                // 11: sabot.v1.TaskState
+	(*JobSpec)(nil),               // 12: sabot.v1.JobSpec
+	(*JobGraph)(nil),              // 13: sabot.v1.JobGraph
+	(*Vertex)(nil),                // 14: sabot.v1.Vertex
+	(*Edge)(nil),                  // 15: sabot.v1.Edge
+	(*Operator)(nil),              // 16: sabot.v1.Operator
+	(*SequenceSource)(nil),        // 17: sabot.v1.SequenceSource
+	(*NexmarkSource)(nil),         // 18: sabot.v1.NexmarkSource
+	(*NamedExpression)(nil),       // 19: sabot.v1.NamedExpression
+	(*MapOperator)(nil),           // 20: sabot.v1.MapOperator
+	(*FilterOperator)(nil),        // 21: sabot.v1.FilterOperator
+	(*PrintSink)(nil),             // 22: sabot.v1.PrintSink
+	(*FileSink)(nil),              // 23: sabot.v1.FileSink
+	(*Column)(nil),                // 24: sabot.v1.Column
+	(*WatermarkStrategy)(nil),     // 25: sabot.v1.WatermarkStrategy
+	(*EventTime)(nil),             // 26: sabot.v1.EventTime
+	(*KafkaSource)(nil),           // 27: sabot.v1.KafkaSource
+	(*KafkaSink)(nil),             // 28: sabot.v1.KafkaSink
+	(*Aggregation)(nil),           // 29: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),        // 30: sabot.v1.KeyedAggregate
+	(*ProcessFunction)(nil),       // 31: sabot.v1.ProcessFunction
+	(*BlackholeSink)(nil),         // 32: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),            // 33: sabot.v1.TaskStatus
+	(*JobStatus)(nil),             // 34: sabot.v1.JobStatus
+	(*Job)(nil),                   // 35: sabot.v1.Job
+	nil,                           // 36: sabot.v1.JobSpec.LabelsEntry
+	nil,                           // 37: sabot.v1.ProcessFunction.ConfigEntry
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
-	6,  // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
-	21, // 1: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
-	7,  // 2: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	8,  // 3: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	9,  // 4: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
-	0,  // 5: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	10, // 6: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	11, // 7: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	13, // 8: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	14, // 9: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	15, // 10: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	16, // 11: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	17, // 12: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	1,  // 13: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	12, // 14: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	2,  // 15: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	4,  // 16: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	3,  // 17: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	22, // 18: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	18, // 19: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	5,  // 20: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	19, // 21: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	22, // 22: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	13, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
+	0,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
+	36, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	14, // 3: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	15, // 4: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	16, // 5: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	1,  // 6: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
+	17, // 7: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	18, // 8: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	27, // 9: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	20, // 10: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	21, // 11: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	30, // 12: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	31, // 13: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	22, // 14: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	23, // 15: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	32, // 16: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	28, // 17: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	2,  // 18: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	19, // 19: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	3,  // 20: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	4,  // 21: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	25, // 22: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	5,  // 23: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	6,  // 24: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	24, // 25: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	7,  // 26: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	26, // 27: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	8,  // 28: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	6,  // 29: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	9,  // 30: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	29, // 31: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	24, // 32: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	37, // 33: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	11, // 34: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	10, // 35: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	38, // 36: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 37: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	12, // 38: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	34, // 39: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	38, // 40: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -1622,20 +2847,29 @@ func file_sabot_v1_job_proto_init() {
 	file_sabot_v1_job_proto_msgTypes[4].OneofWrappers = []any{
 		(*Operator_Sequence)(nil),
 		(*Operator_Nexmark)(nil),
+		(*Operator_KafkaSource)(nil),
 		(*Operator_Map)(nil),
 		(*Operator_Filter)(nil),
+		(*Operator_KeyedAggregate)(nil),
+		(*Operator_Process)(nil),
 		(*Operator_Print)(nil),
 		(*Operator_File)(nil),
 		(*Operator_Blackhole)(nil),
+		(*Operator_KafkaSink)(nil),
 	}
 	file_sabot_v1_job_proto_msgTypes[5].OneofWrappers = []any{}
+	file_sabot_v1_job_proto_msgTypes[13].OneofWrappers = []any{
+		(*WatermarkStrategy_MaxOutOfOrdernessMs)(nil),
+		(*WatermarkStrategy_Monotonous)(nil),
+		(*WatermarkStrategy_PunctuatedMarkerField)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   17,
+			NumEnums:      12,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,179 @@
+package jobgraph
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+)
+
+// ArrowType is the Arrow type of a declared column type: int64, float64,
+// utf8, bool, timestamp[ms, UTC] or binary.
+func ArrowType(t sabotv1.ColumnType) (arrow.DataType, bool) {
+	switch t {
+	case sabotv1.ColumnType_COLUMN_TYPE_INT64:
+		return arrow.PrimitiveTypes.Int64, true
+	case sabotv1.ColumnType_COLUMN_TYPE_FLOAT64:
+		return arrow.PrimitiveTypes.Float64, true
+	case sabotv1.ColumnType_COLUMN_TYPE_STRING:
+		return arrow.BinaryTypes.String, true
+	case sabotv1.ColumnType_COLUMN_TYPE_BOOL:
+		return arrow.FixedWidthTypes.Boolean, true
+	case sabotv1.ColumnType_COLUMN_TYPE_TIMESTAMP:
+		return &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}, true
+	case sabotv1.ColumnType_COLUMN_TYPE_BYTES:
+		return arrow.BinaryTypes.Binary, true
+	default:
+		return nil, false
+	}
+}
+
+// columns turns declared columns into a schema of nullable fields.
+func (r *resolver) columns(v *Vertex, field string, cols []*sabotv1.Column) *arrow.Schema {
+	fields := make([]arrow.Field, 0, len(cols))
+	seen := map[string]bool{}
+	for i, c := range cols {
+		if seen[c.GetName()] {
+			r.fail(v.ID, fmt.Sprintf("%s[%d].name", field, i), "column %q is declared twice", c.GetName())
+			continue
+		}
+		seen[c.GetName()] = true
+		t, ok := ArrowType(c.GetType())
+		if !ok {
+			r.fail(v.ID, fmt.Sprintf("%s[%d].type", field, i), "column %q has no type", c.GetName())
+			continue
+		}
+		fields = append(fields, arrow.Field{Name: c.GetName(), Type: t, Nullable: true})
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// RawKafkaSchema is the schema of a Kafka source in raw format: the record's
+// key and value bytes.
+func RawKafkaSchema() *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "key", Type: arrow.BinaryTypes.Binary, Nullable: true},
+		{Name: "value", Type: arrow.BinaryTypes.Binary, Nullable: true},
+	}, nil)
+}
+
+func (r *resolver) kafkaSource(v *Vertex, field string, k *sabotv1.KafkaSource) {
+	if k.GetFormat() == sabotv1.RecordFormat_RECORD_FORMAT_RAW {
+		if len(k.GetColumns()) > 0 {
+			r.fail(v.ID, field+".columns", "the raw format has the fixed columns key and value; remove columns")
+		}
+		v.Schema = RawKafkaSchema()
+	} else {
+		if len(k.GetColumns()) == 0 {
+			r.fail(v.ID, field+".columns", "declare the columns to decode from each record")
+			return
+		}
+		v.Schema = r.columns(v, field+".columns", k.GetColumns())
+	}
+	et := k.GetEventTime()
+	if tf := et.GetTimestampField(); tf != "" {
+		idx := v.Schema.FieldIndices(tf)
+		switch {
+		case len(idx) == 0:
+			r.fail(v.ID, field+".event_time.timestamp_field", "%q is not a column (columns: %s)", tf, columnNames(v.Schema))
+		case !isTimeType(v.Schema.Field(idx[0]).Type):
+			r.fail(v.ID, field+".event_time.timestamp_field", "%q is %s; an event time must be a timestamp or an integer of milliseconds", tf, v.Schema.Field(idx[0]).Type)
+		}
+	}
+	if m := et.GetWatermark().GetPunctuatedMarkerField(); m != "" {
+		idx := v.Schema.FieldIndices(m)
+		if len(idx) == 0 || v.Schema.Field(idx[0]).Type.ID() != arrow.BOOL {
+			r.fail(v.ID, field+".event_time.watermark.punctuated_marker_field", "%q must be a boolean column", m)
+		}
+	}
+}
+
+func isTimeType(t arrow.DataType) bool {
+	return t.ID() == arrow.TIMESTAMP || t.ID() == arrow.INT64
+}
+
+// keyedInput checks that a keyed operator reads one hash-partitioned input.
+func (r *resolver) keyedInput(v *Vertex, what string) bool {
+	if len(v.Inputs) != 1 || v.Inputs[0].Partitioning != sabotv1.Partitioning_PARTITIONING_HASH {
+		r.fail(v.ID, "graph.edges", "%s is keyed: it needs exactly one input, partitioned by hash on the key (key_by)", what)
+		return false
+	}
+	return true
+}
+
+func (r *resolver) keyedAggregate(v *Vertex, field string, a *sabotv1.KeyedAggregate) {
+	if !r.keyedInput(v, "keyed_aggregate") {
+		return
+	}
+	in := v.InputSchema
+	fields := make([]arrow.Field, 0, len(v.Inputs[0].KeyIndices)+len(a.GetAggregations()))
+	seen := map[string]bool{}
+	for _, i := range v.Inputs[0].KeyIndices {
+		f := in.Field(i)
+		seen[f.Name] = true
+		fields = append(fields, f)
+	}
+	for i, ag := range a.GetAggregations() {
+		af := fmt.Sprintf("%s.aggregations[%d]", field, i)
+		if seen[ag.GetName()] {
+			r.fail(v.ID, af+".name", "column %q is produced twice", ag.GetName())
+			continue
+		}
+		seen[ag.GetName()] = true
+		var inType arrow.DataType
+		if ag.GetField() != "" {
+			idx := in.FieldIndices(ag.GetField())
+			if len(idx) == 0 {
+				r.fail(v.ID, af+".field", "%q is not a column of the input (columns: %s)", ag.GetField(), columnNames(in))
+				continue
+			}
+			inType = in.Field(idx[0]).Type
+		}
+		t, err := AggregateType(ag.GetFunction(), inType)
+		if err != nil {
+			r.fail(v.ID, af, "%v", err)
+			continue
+		}
+		fields = append(fields, arrow.Field{Name: ag.GetName(), Type: t, Nullable: true})
+	}
+	v.Schema = arrow.NewSchema(fields, nil)
+}
+
+// AggregateType is the result type of a built-in aggregate over a column of
+// type in (nil for COUNT of rows): COUNT → int64; SUM of integers → int64,
+// of floats → float64; MIN and MAX keep the input type; AVG → float64.
+func AggregateType(fn sabotv1.AggregateFunction, in arrow.DataType) (arrow.DataType, error) {
+	numeric := in != nil && (arrow.IsInteger(in.ID()) || arrow.IsFloating(in.ID()))
+	switch fn {
+	case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_COUNT:
+		return arrow.PrimitiveTypes.Int64, nil
+	case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_SUM:
+		switch {
+		case !numeric:
+			return nil, fmt.Errorf("sum needs a numeric field, got %v", in)
+		case arrow.IsFloating(in.ID()):
+			return arrow.PrimitiveTypes.Float64, nil
+		default:
+			return arrow.PrimitiveTypes.Int64, nil
+		}
+	case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_MIN, sabotv1.AggregateFunction_AGGREGATE_FUNCTION_MAX:
+		if !numeric && (in == nil || in.ID() != arrow.TIMESTAMP) {
+			return nil, fmt.Errorf("min and max need a numeric or timestamp field, got %v", in)
+		}
+		if arrow.IsInteger(in.ID()) {
+			return arrow.PrimitiveTypes.Int64, nil
+		}
+		if arrow.IsFloating(in.ID()) {
+			return arrow.PrimitiveTypes.Float64, nil
+		}
+		return in, nil
+	case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_AVG:
+		if !numeric {
+			return nil, fmt.Errorf("avg needs a numeric field, got %v", in)
+		}
+		return arrow.PrimitiveTypes.Float64, nil
+	default:
+		return nil, fmt.Errorf("aggregate function %v is unknown to this version", fn)
+	}
+}

@@ -1,0 +1,223 @@
+package manifest
+
+import (
+	"math"
+	"regexp"
+	"strings"
+
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+)
+
+// Keys and value names of the Kafka, aggregate and process operators. Enum
+// value lists are the manifest names of the proto enum values 1, 2, …
+
+func kafkaSourceKeys() []string {
+	return []string{"brokers", "topics", "topic_pattern", "start", "start_timestamp_ms", "format", "columns", "bad_records", "dead_letter_topic", "event_time"}
+}
+func kafkaSinkKeys() []string {
+	return []string{"brokers", "topic", "key_fields", "partitioner", "format"}
+}
+func eventTimeKeys() []string {
+	return []string{"timestamp_field", "max_out_of_orderness_ms", "monotonous", "punctuated_marker_field", "idle_timeout_ms", "interval_ms"}
+}
+func processKeys() []string    { return []string{"name", "output", "config"} }
+func kafkaStarts() []string    { return []string{"earliest", "latest", "timestamp"} }
+func recordFormats() []string  { return []string{"json", "raw", "csv"} }
+func badRecordNames() []string { return []string{"fail", "skip", "dead_letter"} }
+func partitioners() []string   { return []string{"hash", "round_robin", "fixed"} }
+func columnTypes() []string {
+	return []string{"int64", "float64", "string", "bool", "timestamp", "bytes"}
+}
+func aggregateNames() []string { return []string{"count", "sum", "min", "max", "avg"} }
+
+// strings returns a list of strings, or a single string as a list of one.
+func (d *decoder) strs(e entry, what string) []string {
+	refs, _ := d.list(e, what)
+	out := make([]string, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, r.id)
+	}
+	return out
+}
+
+func (d *decoder) boolean(e entry) bool {
+	s, ok := d.text(e, "true or false")
+	if !ok {
+		return false
+	}
+	switch s {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	d.errorf(e.valuePos(), e.path, "expected true or false, got %q", s)
+	return false
+}
+
+// columns decodes an ordered mapping of column name → type.
+func (d *decoder) columns(e entry) []*sabotv1.Column {
+	entries, _ := d.mapping(e.path, e.value, nil)
+	cols := make([]*sabotv1.Column, 0, len(entries))
+	for _, ce := range entries {
+		c := &sabotv1.Column{Name: ce.key}
+		if i, ok := d.enum(ce, columnTypes()); ok {
+			c.Type = sabotv1.ColumnType(i + 1)
+		}
+		cols = append(cols, c)
+	}
+	return cols
+}
+
+func (d *decoder) eventTime(e entry) *sabotv1.EventTime {
+	entries, _ := d.mapping(e.path, e.value, eventTimeKeys())
+	et := &sabotv1.EventTime{Watermark: &sabotv1.WatermarkStrategy{}}
+	wm := et.Watermark
+	kinds := 0
+	for _, x := range entries {
+		switch x.key {
+		case "timestamp_field":
+			et.TimestampField, _ = d.text(x, "a column name")
+		case "max_out_of_orderness_ms":
+			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
+			wm.Kind = &sabotv1.WatermarkStrategy_MaxOutOfOrdernessMs{MaxOutOfOrdernessMs: v}
+			kinds++
+		case "monotonous":
+			wm.Kind = &sabotv1.WatermarkStrategy_Monotonous{Monotonous: d.boolean(x)}
+			kinds++
+		case "punctuated_marker_field":
+			v, _ := d.text(x, "a boolean column name")
+			wm.Kind = &sabotv1.WatermarkStrategy_PunctuatedMarkerField{PunctuatedMarkerField: v}
+			kinds++
+		case "idle_timeout_ms":
+			wm.IdleTimeoutMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+		case "interval_ms":
+			wm.IntervalMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+		}
+	}
+	if kinds > 1 {
+		d.errorf(e.pos, e.path, "set one watermark strategy: max_out_of_orderness_ms, monotonous or punctuated_marker_field")
+	}
+	return et
+}
+
+func (d *decoder) kafkaSource(e entry) (*sabotv1.KafkaSource, bool) {
+	entries, ok := d.mapping(e.path, e.value, kafkaSourceKeys())
+	k := &sabotv1.KafkaSource{}
+	for _, x := range entries {
+		switch x.key {
+		case "brokers":
+			k.Brokers = d.strs(x, "broker addresses")
+		case "topics":
+			k.Topics = d.strs(x, "topic names")
+		case "topic_pattern":
+			k.TopicPattern, _ = d.text(x, "a regular expression")
+			if _, err := regexp.Compile(k.TopicPattern); err != nil {
+				d.errorf(x.valuePos(), x.path, "not a regular expression: %v", err)
+			}
+		case "start":
+			if i, good := d.enum(x, kafkaStarts()); good {
+				k.Start = sabotv1.KafkaStart(i + 1)
+			}
+		case "start_timestamp_ms":
+			k.StartTimestampMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+		case "format":
+			if i, good := d.enum(x, recordFormats()); good {
+				k.Format = sabotv1.RecordFormat(i + 1)
+			}
+		case "columns":
+			k.Columns = d.columns(x)
+		case "bad_records":
+			if i, good := d.enum(x, badRecordNames()); good {
+				k.BadRecords = sabotv1.BadRecordPolicy(i + 1)
+			}
+		case "dead_letter_topic":
+			k.DeadLetterTopic, _ = d.text(x, "a topic name")
+		case "event_time":
+			k.EventTime = d.eventTime(x)
+		}
+	}
+	return k, ok
+}
+
+func (d *decoder) kafkaSink(e entry) (*sabotv1.KafkaSink, bool) {
+	entries, ok := d.mapping(e.path, e.value, kafkaSinkKeys())
+	k := &sabotv1.KafkaSink{}
+	for _, x := range entries {
+		switch x.key {
+		case "brokers":
+			k.Brokers = d.strs(x, "broker addresses")
+		case "topic":
+			k.Topic, _ = d.text(x, "a topic name")
+		case "key_fields":
+			k.KeyFields = d.strs(x, "column names")
+		case "partitioner":
+			if i, good := d.enum(x, partitioners()); good {
+				k.Partitioner = sabotv1.KafkaPartitioner(i + 1)
+			}
+		case "format":
+			if i, good := d.enum(x, []string{"json"}); good {
+				k.Format = sabotv1.RecordFormat(i + 1)
+			}
+		}
+	}
+	return k, ok
+}
+
+// aggregateRe matches `count`, `count(*)`, `sum(amount)`.
+var aggregateRe = regexp.MustCompile(`^\s*([A-Za-z_]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*$`) //nolint:gochecknoglobals // compiled once, immutable
+
+// keyedAggregate decodes an ordered mapping of output column →
+// "function(field)".
+func (d *decoder) keyedAggregate(e entry) (*sabotv1.KeyedAggregate, bool) {
+	entries, ok := d.mapping(e.path, e.value, nil)
+	a := &sabotv1.KeyedAggregate{}
+	for _, x := range entries {
+		s, good := d.text(x, "an aggregate such as count, sum(amount) or avg(price)")
+		if !good {
+			continue
+		}
+		m := aggregateRe.FindStringSubmatch(s)
+		if m == nil {
+			d.errorf(x.valuePos(), x.path, "expected an aggregate such as count, sum(amount) or avg(price), got %q", s)
+			continue
+		}
+		fn := strings.ToLower(m[1])
+		idx := -1
+		for i, n := range aggregateNames() {
+			if n == fn {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			d.errorf(x.valuePos(), x.path, "unknown aggregate %q%s (one of: %s)", m[1], suggestion(fn, aggregateNames()), strings.Join(aggregateNames(), ", "))
+			continue
+		}
+		field := m[2]
+		if field == "*" {
+			field = ""
+		}
+		if fn != "count" && field == "" {
+			d.errorf(x.valuePos(), x.path, "%s needs a column: %s(column)", fn, fn)
+			continue
+		}
+		a.Aggregations = append(a.Aggregations, &sabotv1.Aggregation{Name: x.key, Function: sabotv1.AggregateFunction(idx + 1), Field: field})
+	}
+	return a, ok
+}
+
+func (d *decoder) process(e entry) (*sabotv1.ProcessFunction, bool) {
+	entries, ok := d.mapping(e.path, e.value, processKeys())
+	p := &sabotv1.ProcessFunction{}
+	for _, x := range entries {
+		switch x.key {
+		case "name":
+			p.Name, _ = d.text(x, "a registered function name")
+		case "output":
+			p.Output = d.columns(x)
+		case "config":
+			p.Config = d.labels(x)
+		}
+	}
+	return p, ok
+}
