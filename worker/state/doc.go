@@ -1,0 +1,93 @@
+// Package state is the keyed state, TTL and timers of the dataflow runtime
+// (Flink's KeyedStateBackend, StateTtlConfig and InternalTimerService),
+// plus the operator state of non-keyed operators.
+//
+// It owns: the two keyed backends (Heap, in memory; Pebble, a pebble DB in
+// a directory the task owns), the key layout that makes every entry
+// addressable by key group, the typed state handles (ValueState,
+// ListState, MapState, ReducingState, AggregatingState) and their codecs,
+// TTL, timer services, operator list and broadcast state, and the hooks
+// snapshots build on (IterateKeyGroups, SnapshotKeyGroups,
+// DeleteKeyGroups, Pebble.Checkpoint). It does not own the checkpoint
+// protocol, savepoint files, or the redistribution of state on rescale.
+//
+// # Ownership and concurrency
+//
+// One backend per task (one subtask of one operator chain). The chained
+// operators share it: each gets a Keyed from NewKeyed(backend, operatorID),
+// and the operator id is part of every key, so operators never see each
+// other's state. A backend, its Keyed contexts, handles and timer services
+// are used from the task's goroutine only; nothing on the hot path locks.
+//
+//	b, _ := state.OpenPebble(dir, state.Config{KeyGroups: r, Clock: clk})
+//	k, _ := state.NewKeyed(b, "window-1")
+//	sum, _ := state.Reducing(k, state.ReducingDescriptor[int64]{
+//		Name: "sum", Codec: state.Int64Codec{}, Reduce: func(a, b int64) int64 { return a + b }})
+//	timers, _ := k.TimerService("window")
+//	// per record:
+//	k.SetCurrentKey(keyBytes, keyGroup)
+//	k.SetCurrentNamespace(windowBytes)
+//	sum.Add(v)
+//	timers.RegisterEventTimeTimer(windowEnd)
+//	// per watermark:
+//	timers.AdvanceWatermark(wm, func(t state.Timer) error { s, _, err := sum.Get(); ...; return sum.Clear() })
+//
+// # Key layout
+//
+//	key group (uint16 big-endian) | uvarint len + operator id | uvarint len + state name
+//	| uvarint len + key | uvarint len + namespace | column
+//
+// The column is the encoded user key of a map entry, the timestamp of a
+// timer, and empty otherwise. Length prefixes make every part prefix-free,
+// so the entries of a key-group range [a, b) are exactly the byte range
+// [a, b) of 2-byte prefixes (pebble cuts it out with one DeleteRange), the
+// entries of one (key, namespace) of a map are contiguous, and byte order
+// equals tuple order. The heap backend stores the same bytes per key group
+// and iterates them sorted, so IterateKeyGroups yields the same entries in
+// the same order on both backends: one savepoint format for both.
+//
+// Values are stored encoded on both backends (the heap does not keep
+// decoded objects): one code path, identical snapshots, and a decode per
+// read, which costs nanoseconds with the fixed-size codecs.
+//
+// # TTL
+//
+// TTLConfig follows Flink's StateTtlConfig, in processing time from
+// Config.Clock, milliseconds. Each value, list element and map entry
+// carries its last-access timestamp (an 8-byte header); it is expired once
+// now ≥ timestamp + TTL. Writes always refresh it, reads too with
+// OnReadAndWrite. NeverReturnExpired hides expired entries;
+// ReturnExpiredIfNotCleanedUp returns them until a cleanup removed them.
+// Reducing and aggregating adds treat an expired value as absent. Cleanup
+// is opt-in per mode (Flink always cleans on read): CleanupOnRead deletes
+// what a read finds expired; CleanupFullSnapshot leaves expired entries out
+// of SnapshotKeyGroups; CleanupIncremental checks N entries of the state
+// after each access; Backend.CleanupStep(n) sweeps any state with a TTL
+// from a cursor (the pebble stand-in for a compaction filter; call it from
+// a processing-time timer).
+//
+// # Timers
+//
+// A TimerService holds event-time and processing-time timers per (key,
+// namespace, timestamp): registering twice gives one timer, deleting an
+// absent one is a no-op. AdvanceWatermark(wm, fn) fires every event-time
+// timer with timestamp ≤ wm in timestamp order, setting the Keyed's
+// current key and namespace before each callback, and removing the timer
+// first; timers the callback registers at or before wm fire in the same
+// call (Flink). AdvanceProcessingTime does the same for processing time;
+// NextProcessingTime tells the runtime when to wake up. Timers are stored
+// as entries of a reserved table (so they are in their key's key group and
+// in every snapshot) and indexed in memory by a binary heap plus a map;
+// creating a service loads the stored timers.
+//
+// # Deferred
+//
+//   - The checkpoint protocol, asynchronous snapshots and the heap's
+//     copy-on-write (Heap documents the plan), incremental uploads of
+//     pebble SST files (Pebble.Checkpoint is the hook).
+//   - Rescale: restoring several key-group ranges into one backend and
+//     redistributing operator state (OperatorStore documents the rules).
+//   - Timer indexes are in memory (O(timers)); a timer service does not see
+//     DeleteKeyGroups done after it was created.
+//   - State schema evolution and serializer snapshots.
+package state
