@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jonboulle/clockwork"
@@ -19,6 +20,8 @@ import (
 const (
 	DefaultQueueCapacity = 8
 	DefaultBatchSize     = 1024
+	// DefaultPollTimeout is Config.PollTimeout's default.
+	DefaultPollTimeout = 100 * time.Millisecond
 )
 
 // Config is one job attempt's share on this worker.
@@ -49,12 +52,32 @@ type Config struct {
 	// Clock paces sources (rows_per_second); default real time. Tests pass
 	// a clockwork.FakeClock.
 	Clock clockwork.Clock
+	// PollTimeout bounds, in real time, how long a source waiting for
+	// external input (Kafka) blocks in one Next call before returning
+	// control to its task with nothing, so that periodic watermarks and
+	// idleness detection (paced on Clock) keep running on a silent input;
+	// default DefaultPollTimeout.
+	PollTimeout time.Duration
 	// OnTaskState, if set, is called from task goroutines on every task
 	// state change of every vertex in the task's chain. It must not block.
 	OnTaskState func(vertexID string, subtask int32, state sabotv1.TaskState)
 	// SinkRows, if set, counts the rows every sink subtask receives (one
 	// atomic add per batch): benchmarks and tests check answers with it.
 	SinkRows *atomic.Int64
+	// StateDir is where pebble state backends (JobSpec.state_backend
+	// PEBBLE) keep their files: one directory per subtask of each keyed
+	// operator, <StateDir>/<job>/attempt-<n>/<vertex>/subtask-<i>, emptied
+	// when the subtask opens and removed when it closes (there is nothing
+	// to restore until checkpoints exist). Empty means a fresh temporary
+	// directory, created only when the job has a keyed operator on pebble
+	// and removed when Run returns. Heap backends use no directory.
+	StateDir string
+	// Functions are the keyed process functions (ProcessFunction operators)
+	// this worker can run, by name, in addition to the built-ins
+	// ("count-per-key", "event-time-alert"; see the package doc). A name
+	// here replaces a built-in of the same name. The factory is called once
+	// per subtask, when the task is built.
+	Functions map[string]ProcessFunctionFactory
 
 	// operatorHook, if set and returning non-nil, replaces a vertex's
 	// operator: in-package tests and benchmarks use it for sinks the
@@ -79,6 +102,9 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
 	}
+	if c.PollTimeout == 0 {
+		c.PollTimeout = DefaultPollTimeout
+	}
 	return c
 }
 
@@ -93,6 +119,14 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("runtime: config: BatchSize %d is negative", c.BatchSize))
+	}
+	if c.PollTimeout < 0 {
+		errs = append(errs, fmt.Errorf("runtime: config: PollTimeout %v is negative", c.PollTimeout))
+	}
+	for name, f := range c.Functions {
+		if name == "" || f == nil {
+			errs = append(errs, fmt.Errorf("runtime: config: function %q has an empty name or a nil factory", name))
+		}
 	}
 	if c.Graph != nil {
 		if err := checkSubtasks(c.Graph, c.Subtasks); err != nil {

@@ -6,9 +6,10 @@
 // It owns: the task/goroutine model, operator chaining, the local exchange
 // and its partitioners (forward, rebalance, broadcast, hash by key group),
 // the element protocol, watermark merging, and the built-in operators of
-// the contract (sequence source, map, filter, print and file sinks). It does
-// not own scheduling (scheduler/), the worker service and its reporting
-// (worker/), or expression evaluation (sql/expr).
+// the contract (sequence and Kafka sources, map, filter, print, file and
+// Kafka sinks). It does not own scheduling (scheduler/), the worker
+// service and its reporting (worker/), or expression evaluation
+// (sql/expr).
 //
 // # Tasks and goroutines
 //
@@ -70,13 +71,103 @@
 //     from scratch rewrites its output instead of duplicating it.
 //   - Print lines are `<prefix>> [<subtask>] <json>`, subtasks from 0.
 //
+// # Kafka operators and event time at sources
+//
+// The Kafka source (kafka.go, on worker/connector/kafka) reads, in subtask
+// i of p, the connector's Flink-compatible share of the topics'
+// partitions, each partition a split. Next polls with a deadline of
+// Config.PollTimeout (real time, default 100 ms) and at most BatchSize
+// records, emits one batch per split and fetch, and returns empty-handed
+// when nothing came, so the task regains control on a silent topic. The
+// source is unbounded: Next never reports done (bounded reading is a later
+// feature). Bad records follow the manifest's policy (fail the task; skip
+// with a rate-limited Warn on Config.Logger naming topic, partition and
+// offset; or dead-letter). Offsets are tracked by the connector but not yet
+// checkpointed: a restarted job starts over from its start position.
+//
+// Event time (eventtime.go, on worker/eventtime): with a watermark
+// strategy each split gets its own generator, fed with the split's event
+// times (the Kafka timestamp or event_time.timestamp_field) before its
+// batch is emitted; the subtask's watermark is the minimum over active
+// splits and only advances (eventtime.Multiplexer). It is emitted after
+// the batch that raised it (punctuated markers, a split returning from
+// idleness) and by the periodic step, which runs on the Next call due on
+// Config.Clock at the strategy's interval (default 200 ms) and is where
+// idleness is detected: a split without records for idle_timeout_ms no
+// longer holds the watermark back. Without a strategy the source emits no
+// watermarks (Flink's noWatermarks). Idle status does not travel
+// downstream yet: a source subtask whose splits are all idle (or that has
+// none, with parallelism above the partition count) holds back the
+// watermark of every task downstream of it.
+//
+// The Kafka sink writes each row as one JSON record, at least once. With
+// no checkpoints yet it flushes (waits for every acknowledgement, failing
+// the task on a produce error) every 64 batches, when a second has passed
+// on Config.Clock since the last flush (checked on each batch and
+// watermark), and at end of input; records are sent as they are written
+// either way. A cancelled or failed task abandons unacknowledged records.
+//
+// # Keyed operators
+//
+// keyed_aggregate and process read exactly one hash edge. Each subtask owns
+// the key groups [TaskInfo.KeyGroupStart, KeyGroupEnd] and one state
+// backend for them (worker/state; JobSpec.state_backend: heap by default,
+// or pebble in a directory per subtask under Config.StateDir, emptied on
+// Open and removed on Close, since nothing outlives a task until
+// checkpoints; an empty StateDir is a temporary directory Run removes).
+// Per input row the operator recomputes the key group exactly as the
+// sending hash partitioner did (HashKeys, KeyGroup) and fails the task with
+// state.ErrKeyGroupOutOfRange if the row does not belong to it; the key's
+// state bytes are the encoding documented in keyed.go (decodable, as Key).
+//
+// KeyedAggregate is Flink's non-windowed GROUP BY as an upsert stream: per
+// input batch, the rows are grouped by key in the batch, each distinct
+// key's accumulators (one ValueState) are read and written once, and one
+// batch is emitted with a row per distinct key of the batch: the key
+// columns, then each aggregate after the batch. COUNT() counts rows,
+// COUNT(f) non-null values; SUM, MIN, MAX and AVG skip nulls and are null
+// until a non-null value arrived. Integer sums wrap, as Java's long.
+//
+// Process functions are Go values registered by name (Config.Functions,
+// ProcessFunction, ProcessFunctionFactory); user-deployed functions are a
+// later milestone. The operator calls ProcessElement per row, in order,
+// with the row's key current; ProcessContext gives the key, the watermark,
+// the element's event time (the input column named by the config key
+// timestamp_field, a timestamp or an int64 of ms, else the first timestamp
+// column), keyed state (ctx.Keyed()) and event- and processing-time
+// timers. What a call collects (Collector) is emitted in batches of at
+// most BatchSize rows when it returns. A watermark fires the event-time
+// timers up to it, with the key set, before the task forwards it; end of
+// input fires every remaining event-time timer (Flink's final
+// MaxWatermark). Processing-time timers fire when a batch or watermark
+// arrives or at end of input, once Config.Clock has reached them: an idle
+// task does not wake up for them yet, and timers still in the future at
+// end of input are dropped.
+//
+// Built-in functions (a declared output column that is not listed is
+// left null):
+//
+//   - "count-per-key": per element, emits key and count (int64), the
+//     number of elements of that key so far.
+//   - "event-time-alert": per key, counts elements and registers an
+//     event-time timer at each element's timestamp + config delay_ms
+//     (default 0); elements with a null timestamp are skipped. When a
+//     timer fires and elements were counted since the last firing, it
+//     emits key, count (int64) and fired_at (timestamp: the timer's time)
+//     and resets the count.
+//
+// For both, the key column is a string (the key rendered by Key.String:
+// values joined by ",", a single string key as it is) or, when the key is
+// one integer column, an int64.
+//
 // # Next milestone
 //
 // Network exchange between workers (a second Exchange implementation:
 // Arrow IPC, credit-based flow control; Config.Subtasks may then be a
 // part of the graph — today Run returns ErrRemoteExchange), checkpoint
 // barriers (KindBarrier, alignment in the gate, injection between
-// Source.Next calls), keyed state and timers (a richer context given to
-// Operator.Open, with the subtask's key-group range from TaskInfo),
-// watermark generation and idleness, and two-phase-commit file output.
+// Source.Next calls), snapshots of keyed state and timers with restore
+// and rescale, a wake-up of idle tasks for processing-time timers,
+// idle status carried between tasks (eventtime.InputMerger), and
+// two-phase-commit file output.
 package runtime

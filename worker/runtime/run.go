@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jonboulle/clockwork"
 
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
 )
 
@@ -25,6 +27,15 @@ type env struct {
 	printer   *printer
 	hook      func(v *jobgraph.Vertex, info TaskInfo) Operator
 	sinkRows  *atomic.Int64
+
+	// pollTimeout bounds a Kafka source's wait in one Next.
+	pollTimeout time.Duration
+
+	// Keyed operators.
+	maxParallelism int
+	stateBackend   sabotv1.StateBackend
+	stateDir       string
+	functions      map[string]ProcessFunctionFactory
 }
 
 // Run runs the job's subtasks placed here until they all finish, ctx is
@@ -47,6 +58,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg = cfg.withDefaults()
 	g := cfg.Graph
+	stateDir, removeStateDir, err := prepareStateDir(cfg)
+	if err != nil {
+		return err
+	}
+	// Runs after every task closed (and removed its own directory).
+	defer removeStateDir()
 	e := &env{
 		mem:       cfg.Allocator,
 		clock:     cfg.Clock,
@@ -55,6 +72,13 @@ func Run(ctx context.Context, cfg Config) error {
 		printer:   &printer{w: cfg.PrintOut, logger: cfg.Logger},
 		hook:      cfg.operatorHook,
 		sinkRows:  cfg.SinkRows,
+
+		pollTimeout: cfg.PollTimeout,
+
+		maxParallelism: g.MaxParallelism,
+		stateBackend:   g.Spec.GetStateBackend(),
+		stateDir:       stateDir,
+		functions:      cfg.Functions,
 	}
 	x := newLocalExchange(g, cfg.QueueCapacity)
 	// Batches still queued when tasks stop early (cancel, failure) are

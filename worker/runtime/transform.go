@@ -21,6 +21,8 @@ func newSource(v *jobgraph.Vertex, info TaskInfo, e *env) (Source, error) {
 		return newSequence(op.Sequence, info, e), nil
 	case *sabotv1.Operator_Nexmark:
 		return newNexmarkSource(op.Nexmark, info, e)
+	case *sabotv1.Operator_KafkaSource:
+		return newKafkaSource(op.KafkaSource, v, info, e)
 	default:
 		return nil, fmt.Errorf("runtime: source kind %T is not supported by this worker", op)
 	}
@@ -58,12 +60,18 @@ func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error
 		return newMapOp(op.Map, v, e)
 	case *sabotv1.Operator_Filter:
 		return newFilterOp(op.Filter, v, e)
+	case *sabotv1.Operator_KeyedAggregate:
+		return newAggregateOp(op.KeyedAggregate, v, info, e)
+	case *sabotv1.Operator_Process:
+		return newProcessOp(op.Process, v, info, e)
 	case *sabotv1.Operator_Print:
 		return newPrintSink(op.Print.GetPrefix(), v, info, e), nil
 	case *sabotv1.Operator_File:
 		return newFileSink(op.File.GetPath(), v, info), nil
 	case *sabotv1.Operator_Blackhole:
 		return blackhole{}, nil
+	case *sabotv1.Operator_KafkaSink:
+		return newKafkaSink(op.KafkaSink, v, info, e)
 	default:
 		return nil, fmt.Errorf("runtime: operator kind %T is not supported by this worker", op)
 	}

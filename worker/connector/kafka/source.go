@@ -315,12 +315,24 @@ func (s *Source) Poll(ctx context.Context, maxRows int) ([]SplitBatch, error) {
 	}
 	if s.dlqSent > 0 {
 		// The dead-letter records must be durable before Offsets moves
-		// past their origin: a checkpoint may be taken right after.
-		if err := s.cl.Flush(ctx); err != nil {
+		// past their origin: a checkpoint may be taken right after. The
+		// flush outlives the poll's deadline (a caller polling with a short
+		// deadline must not fail the source by it) but not a cancellation,
+		// and is bounded by dlqFlushTimeout.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dlqFlushTimeout)
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				cancel()
+			}
+		})
+		err := s.cl.Flush(fctx)
+		stop()
+		cancel()
+		if err != nil {
 			return nil, s.fail(fmt.Errorf("kafka: flush dead-letter records: %w", err))
 		}
 		s.dlqErr.Lock()
-		err := s.dlqErr.err
+		err = s.dlqErr.err
 		s.dlqErr.Unlock()
 		if err != nil {
 			return nil, s.fail(err)
@@ -484,3 +496,7 @@ func (s *Source) Close() {
 		s.rb.Release()
 	})
 }
+
+// dlqFlushTimeout bounds the wait for dead-letter records to be
+// acknowledged at the end of a Poll.
+const dlqFlushTimeout = 30 * time.Second
