@@ -117,16 +117,20 @@ func (f *countPerKey) ProcessElement(ctx *ProcessContext, _ Row, out *Collector)
 
 func (f *countPerKey) OnTimer(*ProcessContext, TimerInfo, *Collector) error { return nil }
 
-// eventTimeAlert is the built-in "event-time-alert": per key it counts the
-// elements seen and, for each element, registers an event-time timer at
-// its timestamp + config delay_ms (default 0). When a timer fires and the
-// key counted elements since the last firing, it emits the key, that count
-// and the timer's timestamp, and resets the count. Elements with a null
+// eventTimeAlert is the built-in "event-time-alert": per key, it counts
+// elements into event-time buckets of config delay_ms (default 0: one
+// bucket per timestamp) — bucket end = ⌊ts/delay⌋·delay + delay — and
+// registers an event-time timer at each bucket's end. When the watermark
+// passes a bucket's end it emits the key, the bucket's count and the
+// bucket end, and forgets the bucket. The output does not depend on how
+// input is batched or when watermarks arrive, only on event times (an
+// element arriving after its bucket fired starts the bucket again and
+// fires at the next watermark, as a late re-firing). Elements with a null
 // timestamp are skipped. Output columns: key (as count-per-key), count
 // (int64), fired_at (timestamp).
 type eventTimeAlert struct {
 	delay                   int64
-	count                   *state.ValueState[int64]
+	counts                  *state.MapState[int64, int64] // bucket end → count
 	keyCol, countCol, atCol int
 	keyInt                  bool
 }
@@ -157,8 +161,20 @@ func (f *eventTimeAlert) Open(ctx *ProcessContext) error {
 	if f.atCol, err = outputColumn(ctx, "fired_at", arrow.TIMESTAMP); err != nil {
 		return err
 	}
-	f.count, err = state.Value(ctx.Keyed(), state.ValueDescriptor[int64]{Name: "count", Codec: state.Int64Codec{}})
+	f.counts, err = state.Map(ctx.Keyed(), state.MapDescriptor[int64, int64]{Name: "counts", KeyCodec: state.Int64Codec{}, ValueCodec: state.Int64Codec{}})
 	return err
+}
+
+// bucketEnd is the end of ts's bucket, saturating at MaxInt64.
+func (f *eventTimeAlert) bucketEnd(ts int64) int64 {
+	if f.delay == 0 {
+		return ts
+	}
+	start := ts - ((ts%f.delay)+f.delay)%f.delay // floor, also for ts < 0
+	if start > math.MaxInt64-f.delay {
+		return math.MaxInt64
+	}
+	return start + f.delay
 }
 
 func (f *eventTimeAlert) ProcessElement(ctx *ProcessContext, _ Row, _ *Collector) error {
@@ -169,22 +185,19 @@ func (f *eventTimeAlert) ProcessElement(ctx *ProcessContext, _ Row, _ *Collector
 	if err != nil {
 		return err
 	}
-	n, _, err := f.count.Value()
+	end := f.bucketEnd(ts)
+	n, _, err := f.counts.Get(end)
 	if err != nil {
 		return err
 	}
-	if err := f.count.Update(n + 1); err != nil {
+	if err := f.counts.Put(end, n+1); err != nil {
 		return err
 	}
-	at := ts + f.delay
-	if ts > math.MaxInt64-f.delay {
-		at = math.MaxInt64
-	}
-	return ctx.RegisterEventTimeTimer(at)
+	return ctx.RegisterEventTimeTimer(end)
 }
 
 func (f *eventTimeAlert) OnTimer(ctx *ProcessContext, t TimerInfo, out *Collector) error {
-	n, ok, err := f.count.Value()
+	n, ok, err := f.counts.Get(t.Timestamp)
 	if err != nil || !ok || n == 0 {
 		return err
 	}
@@ -194,5 +207,5 @@ func (f *eventTimeAlert) OnTimer(ctx *ProcessContext, t TimerInfo, out *Collecto
 	if err := out.Emit(); err != nil {
 		return err
 	}
-	return f.count.Clear()
+	return f.counts.Remove(t.Timestamp)
 }

@@ -352,20 +352,22 @@ func TestEventTimeAlertScripted(t *testing.T) {
 		t.Run(backendName(b), func(t *testing.T) {
 			t.Parallel()
 			h := alertHarness(t, b, "10")
-			// Out of order within and across batches; timers at ts+10.
+			// Buckets of 10 ms: [100, 110) fires at 110, and so on. Out of
+			// order within and across batches.
 			h.mustProcess([]any{"a", 105, 1}, []any{"b", 100, 1}, []any{"a", 101, 1})
 			h.expect("elements emit nothing")
-			h.watermark(110) // fires b@110 only; a's timers are at 111 and 115
-			h.expect("wm 110", alertLine("b", 1, 110))
+			h.watermark(110) // both keys' bucket [100, 110)
+			h.expect("wm 110", alertLine("b", 1, 110), alertLine("a", 2, 110))
 			h.mustProcess([]any{"a", 99, 1}, []any{"b", nil, 1}, []any{"c", 200, 1})
-			// a@109 is behind the watermark: it fires at the next one.
+			// a@99's bucket ended at 100, behind the watermark: it fires at
+			// the next advance.
 			h.watermark(112)
-			h.expect("wm 112: a@109 then a@111 (count already reset)", alertLine("a", 3, 109))
+			h.expect("wm 112: the late bucket", alertLine("a", 1, 100))
 			h.watermark(112) // no advance: nothing
 			h.mustProcess([]any{"a", 104, 1})
-			h.watermark(120) // a@114 (new element) then a@115
-			h.expect("wm 120", alertLine("a", 1, 114))
-			h.finish() // end of input fires c@210
+			h.watermark(120) // a@104 reopened bucket [100, 110): a late re-firing
+			h.expect("wm 120", alertLine("a", 1, 110))
+			h.finish() // end of input fires c's bucket [200, 210)
 			h.expect("finish", alertLine("c", 1, 210))
 		})
 	}

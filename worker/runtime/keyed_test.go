@@ -186,38 +186,38 @@ func TestEventTimeAlertRun(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// Only the final MaxWatermark arrives: each key's earliest
-				// timer fires with every element counted, later ones find
-				// the count reset.
-				type alert struct {
-					count   int64
-					firedAt int64
+				// Each (key, 5 ms bucket) is counted and fires once with its
+				// count at the bucket's end, whenever the watermark arrives.
+				type bucket struct {
+					key string
+					end int64
 				}
-				want := map[string]alert{}
+				want := map[bucket]int64{}
 				for v := int64(1); v <= n; v++ {
 					k, ts := "u"+strconv.FormatInt(v%7, 10), (v*37)%10007
-					a, ok := want[k]
-					if !ok || ts+5 < a.firedAt {
-						a.firedAt = ts + 5
-					}
-					a.count++
-					want[k] = a
+					want[bucket{k, ts - ts%5 + 5}]++
 				}
-				got := map[string]alert{}
+				got := map[bucket]int64{}
 				for _, l := range out.all() {
 					row := parsePrinted(t, l).row
 					k, _ := row["key"].(string)
-					if _, dup := got[k]; dup {
-						t.Fatalf("key %q alerted twice: %s", k, l)
-					}
 					at, err := time.Parse(time.RFC3339Nano, row["fired_at"].(string))
 					if err != nil {
 						t.Fatal(err)
 					}
-					got[k] = alert{count: intOf(t, row["count"]), firedAt: at.UnixMilli()}
+					bk := bucket{k, at.UnixMilli()}
+					if _, dup := got[bk]; dup {
+						t.Fatalf("bucket %v fired twice: %s", bk, l)
+					}
+					got[bk] = intOf(t, row["count"])
 				}
-				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Fatalf("alerts %v, want %v", got, want)
+				if len(got) != len(want) {
+					t.Fatalf("%d alerts, want %d", len(got), len(want))
+				}
+				for bk, c := range want {
+					if got[bk] != c {
+						t.Fatalf("bucket %v: count %d, want %d", bk, got[bk], c)
+					}
 				}
 				noStateFiles(t, stateDir)
 			})
