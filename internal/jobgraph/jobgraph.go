@@ -238,7 +238,7 @@ func (r *resolver) resolve() *Graph {
 
 func kindOf(op *sabotv1.Operator) Kind {
 	switch op.GetKind().(type) {
-	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark, *sabotv1.Operator_KafkaSource:
+	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark, *sabotv1.Operator_KafkaSource, *sabotv1.Operator_FileSource:
 		return KindSource
 	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter, *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process:
 		return KindTransform
@@ -348,6 +348,8 @@ func (r *resolver) deriveSchema(v *Vertex) {
 		}
 	case *sabotv1.Operator_KafkaSource:
 		r.kafkaSource(v, field+".kafka_source", op.KafkaSource)
+	case *sabotv1.Operator_FileSource:
+		r.fileSource(v, field+".file_source", op.FileSource)
 	case *sabotv1.Operator_KeyedAggregate:
 		r.keyedAggregate(v, field+".keyed_aggregate", op.KeyedAggregate)
 	case *sabotv1.Operator_Process:

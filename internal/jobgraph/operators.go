@@ -6,6 +6,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/worker/connector/file"
 )
 
 // ArrowType is the Arrow type of a declared column type: int64, float64,
@@ -71,7 +72,15 @@ func (r *resolver) kafkaSource(v *Vertex, field string, k *sabotv1.KafkaSource) 
 		}
 		v.Schema = r.columns(v, field+".columns", k.GetColumns())
 	}
-	et := k.GetEventTime()
+	r.eventTime(v, field, k.GetEventTime(), true)
+}
+
+// eventTime checks a source's event time against its schema; ownTime says
+// whether the source has a record time to use without timestamp_field.
+func (r *resolver) eventTime(v *Vertex, field string, et *sabotv1.EventTime, ownTime bool) {
+	if !ownTime && et.GetTimestampField() == "" && et.GetWatermark().GetKind() != nil {
+		r.fail(v.ID, field+".event_time.timestamp_field", "this source has no record time: name the column holding the event time")
+	}
 	if tf := et.GetTimestampField(); tf != "" {
 		idx := v.Schema.FieldIndices(tf)
 		switch {
@@ -87,6 +96,27 @@ func (r *resolver) kafkaSource(v *Vertex, field string, k *sabotv1.KafkaSource) 
 			r.fail(v.ID, field+".event_time.watermark.punctuated_marker_field", "%q must be a boolean column", m)
 		}
 	}
+}
+
+func (r *resolver) fileSource(v *Vertex, field string, f *sabotv1.FileSource) {
+	switch {
+	case len(f.GetColumns()) > 0:
+		v.Schema = r.columns(v, field+".columns", f.GetColumns())
+	case f.GetFormat() == sabotv1.FileFormat_FILE_FORMAT_PARQUET:
+		// The schema of the first file, which must exist at deploy time.
+		files, err := file.List(f.GetPath())
+		if err == nil {
+			v.Schema, err = file.ParquetSchema(files[0])
+		}
+		if err != nil {
+			r.fail(v.ID, field+".columns", "cannot read the schema of %q (%v); declare the columns", f.GetPath(), err)
+			return
+		}
+	default:
+		r.fail(v.ID, field+".columns", "declare the columns to decode from each line")
+		return
+	}
+	r.eventTime(v, field, f.GetEventTime(), false)
 }
 
 func isTimeType(t arrow.DataType) bool {

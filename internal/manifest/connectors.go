@@ -14,6 +14,7 @@ import (
 func kafkaSourceKeys() []string {
 	return []string{"brokers", "topics", "topic_pattern", "start", "start_timestamp_ms", "format", "columns", "bad_records", "dead_letter_topic", "event_time"}
 }
+func fileSourceKeys() []string { return []string{"path", "format", "columns", "event_time"} }
 func kafkaSinkKeys() []string {
 	return []string{"brokers", "topic", "key_fields", "partitioner", "format"}
 }
@@ -138,6 +139,31 @@ func (d *decoder) kafkaSource(e entry) (*sabotv1.KafkaSource, bool) {
 		}
 	}
 	return k, ok
+}
+
+func (d *decoder) fileSource(e entry) (*sabotv1.FileSource, bool) {
+	entries, ok := d.mapping(e.path, e.value, fileSourceKeys())
+	f := &sabotv1.FileSource{}
+	var hasPath bool
+	for _, x := range entries {
+		switch x.key {
+		case "path":
+			hasPath = true
+			f.Path, _ = d.text(x, "a file, directory or glob")
+		case "format":
+			if i, good := d.enum(x, fileFormats()); good {
+				f.Format = sabotv1.FileFormat(i + 1)
+			}
+		case "columns":
+			f.Columns = d.columns(x)
+		case "event_time":
+			f.EventTime = d.eventTime(x)
+		}
+	}
+	if ok && !hasPath {
+		d.errorf(e.pos, e.path, "missing required key \"path\"")
+	}
+	return f, ok
 }
 
 func (d *decoder) kafkaSink(e entry) (*sabotv1.KafkaSink, bool) {

@@ -26,7 +26,7 @@ func stepKeys() []string {
 }
 
 func operatorKeys() []string {
-	return []string{"sequence", "nexmark", "kafka_source", "map", "filter", "keyed_aggregate", "process", "print", "file", "blackhole", "kafka_sink"}
+	return []string{"sequence", "nexmark", "kafka_source", "file_source", "map", "filter", "keyed_aggregate", "process", "print", "file", "blackhole", "kafka_sink"}
 }
 func sequenceKeys() []string { return []string{"start", "end", "rows_per_second"} }
 func nexmarkKeys() []string  { return []string{"table", "seed", "events", "events_per_second"} }
@@ -40,7 +40,7 @@ func fileKeys() []string      { return []string{"path", "format"} }
 func partitionings() []string { return []string{"forward", "hash", "rebalance", "broadcast"} }
 
 // fileFormats are the manifest's names of sabotv1.FileFormat 1, 2, …
-func fileFormats() []string { return []string{"json_lines"} }
+func fileFormats() []string { return []string{"json_lines", "parquet"} }
 
 // pos is a 1-based line and column; the zero pos means "nowhere in the file".
 type pos struct{ line, col int }
@@ -491,7 +491,7 @@ func (d *decoder) step(i int, n ast.Node) {
 
 func kindOf(op string) jobgraph.Kind {
 	switch op {
-	case "sequence", "nexmark", "kafka_source":
+	case "sequence", "nexmark", "kafka_source", "file_source":
 		return jobgraph.KindSource
 	case "map", "filter", "keyed_aggregate", "process":
 		return jobgraph.KindTransform
@@ -545,6 +545,10 @@ func (d *decoder) operator(s *step, e entry) bool {
 	case "kafka_source":
 		k, ok := d.kafkaSource(e)
 		o.Kind = &sabotv1.Operator_KafkaSource{KafkaSource: k}
+		return ok
+	case "file_source":
+		f, ok := d.fileSource(e)
+		o.Kind = &sabotv1.Operator_FileSource{FileSource: f}
 		return ok
 	case "kafka_sink":
 		k, ok := d.kafkaSink(e)

@@ -23,6 +23,8 @@ func newSource(v *jobgraph.Vertex, info TaskInfo, e *env) (Source, error) {
 		return newNexmarkSource(op.Nexmark, info, e)
 	case *sabotv1.Operator_KafkaSource:
 		return newKafkaSource(op.KafkaSource, v, info, e)
+	case *sabotv1.Operator_FileSource:
+		return newFileSource(op.FileSource, v, info, e)
 	default:
 		return nil, fmt.Errorf("runtime: source kind %T is not supported by this worker", op)
 	}
@@ -67,6 +69,9 @@ func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error
 	case *sabotv1.Operator_Print:
 		return newPrintSink(op.Print.GetPrefix(), v, info, e), nil
 	case *sabotv1.Operator_File:
+		if op.File.GetFormat() == sabotv1.FileFormat_FILE_FORMAT_PARQUET {
+			return newParquetSink(op.File.GetPath(), v, info, e), nil
+		}
 		return newFileSink(op.File.GetPath(), v, info), nil
 	case *sabotv1.Operator_Blackhole:
 		return blackhole{}, nil

@@ -196,7 +196,8 @@ func (NexmarkTable) EnumDescriptor() ([]byte, []int) {
 	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
-// FileFormat is the encoding of a file sink's output.
+// FileFormat is the encoding of a file source's input or a file sink's
+// output.
 type FileFormat int32
 
 const (
@@ -204,6 +205,8 @@ const (
 	FileFormat_FILE_FORMAT_UNSPECIFIED FileFormat = 0
 	// One JSON object per line, one key per column.
 	FileFormat_FILE_FORMAT_JSON_LINES FileFormat = 1
+	// Apache Parquet; columns by name.
+	FileFormat_FILE_FORMAT_PARQUET FileFormat = 2
 )
 
 // Enum value maps for FileFormat.
@@ -211,10 +214,12 @@ var (
 	FileFormat_name = map[int32]string{
 		0: "FILE_FORMAT_UNSPECIFIED",
 		1: "FILE_FORMAT_JSON_LINES",
+		2: "FILE_FORMAT_PARQUET",
 	}
 	FileFormat_value = map[string]int32{
 		"FILE_FORMAT_UNSPECIFIED": 0,
 		"FILE_FORMAT_JSON_LINES":  1,
+		"FILE_FORMAT_PARQUET":     2,
 	}
 )
 
@@ -1030,6 +1035,7 @@ type Operator struct {
 	//	*Operator_Sequence
 	//	*Operator_Nexmark
 	//	*Operator_KafkaSource
+	//	*Operator_FileSource
 	//	*Operator_Map
 	//	*Operator_Filter
 	//	*Operator_KeyedAggregate
@@ -1102,6 +1108,15 @@ func (x *Operator) GetKafkaSource() *KafkaSource {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_KafkaSource); ok {
 			return x.KafkaSource
+		}
+	}
+	return nil
+}
+
+func (x *Operator) GetFileSource() *FileSource {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_FileSource); ok {
+			return x.FileSource
 		}
 	}
 	return nil
@@ -1196,6 +1211,10 @@ type Operator_KafkaSource struct {
 	KafkaSource *KafkaSource `protobuf:"bytes,3,opt,name=kafka_source,json=kafkaSource,proto3,oneof"`
 }
 
+type Operator_FileSource struct {
+	FileSource *FileSource `protobuf:"bytes,4,opt,name=file_source,json=fileSource,proto3,oneof"`
+}
+
 type Operator_Map struct {
 	// Transformations: 32-127.
 	Map *MapOperator `protobuf:"bytes,32,opt,name=map,proto3,oneof"`
@@ -1235,6 +1254,8 @@ func (*Operator_Sequence) isOperator_Kind() {}
 func (*Operator_Nexmark) isOperator_Kind() {}
 
 func (*Operator_KafkaSource) isOperator_Kind() {}
+
+func (*Operator_FileSource) isOperator_Kind() {}
 
 func (*Operator_Map) isOperator_Kind() {}
 
@@ -1588,6 +1609,82 @@ func (x *PrintSink) GetPrefix() string {
 	return ""
 }
 
+// FileSource reads files on the worker's file system. The path names a file,
+// a directory (every regular file in it, sorted by name) or a glob; subtask i
+// of p reads files i, i+p, ... of the sorted list. It is bounded: it ends its
+// input when every file is read.
+type FileSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A file, a directory or a glob (path/filepath.Match syntax).
+	Path   string     `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Format FileFormat `protobuf:"varint,2,opt,name=format,proto3,enum=sabot.v1.FileFormat" json:"format,omitempty"`
+	// The columns of the rows read. Required for JSON lines; for Parquet,
+	// empty means the first file's own schema.
+	Columns []*Column `protobuf:"bytes,3,rep,name=columns,proto3" json:"columns,omitempty"`
+	// Event time and watermarks; absent means none (processing time).
+	EventTime     *EventTime `protobuf:"bytes,4,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileSource) Reset() {
+	*x = FileSource{}
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileSource) ProtoMessage() {}
+
+func (x *FileSource) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileSource.ProtoReflect.Descriptor instead.
+func (*FileSource) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FileSource) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileSource) GetFormat() FileFormat {
+	if x != nil {
+		return x.Format
+	}
+	return FileFormat_FILE_FORMAT_UNSPECIFIED
+}
+
+func (x *FileSource) GetColumns() []*Column {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *FileSource) GetEventTime() *EventTime {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
 // FileSink writes rows to files in a directory on the worker's file system,
 // one file per subtask.
 type FileSink struct {
@@ -1601,7 +1698,7 @@ type FileSink struct {
 
 func (x *FileSink) Reset() {
 	*x = FileSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1710,7 @@ func (x *FileSink) String() string {
 func (*FileSink) ProtoMessage() {}
 
 func (x *FileSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1723,7 @@ func (x *FileSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSink.ProtoReflect.Descriptor instead.
 func (*FileSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FileSink) GetPath() string {
@@ -1655,7 +1752,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1764,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1777,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Column) GetName() string {
@@ -1719,7 +1816,7 @@ type WatermarkStrategy struct {
 
 func (x *WatermarkStrategy) Reset() {
 	*x = WatermarkStrategy{}
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1828,7 @@ func (x *WatermarkStrategy) String() string {
 func (*WatermarkStrategy) ProtoMessage() {}
 
 func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1841,7 @@ func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatermarkStrategy.ProtoReflect.Descriptor instead.
 func (*WatermarkStrategy) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatermarkStrategy) GetKind() isWatermarkStrategy_Kind {
@@ -1835,7 +1932,7 @@ type EventTime struct {
 
 func (x *EventTime) Reset() {
 	*x = EventTime{}
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1944,7 @@ func (x *EventTime) String() string {
 func (*EventTime) ProtoMessage() {}
 
 func (x *EventTime) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1957,7 @@ func (x *EventTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTime.ProtoReflect.Descriptor instead.
 func (*EventTime) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EventTime) GetTimestampField() string {
@@ -1900,7 +1997,7 @@ type KafkaSource struct {
 
 func (x *KafkaSource) Reset() {
 	*x = KafkaSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2009,7 @@ func (x *KafkaSource) String() string {
 func (*KafkaSource) ProtoMessage() {}
 
 func (x *KafkaSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2022,7 @@ func (x *KafkaSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSource.ProtoReflect.Descriptor instead.
 func (*KafkaSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KafkaSource) GetBrokers() []string {
@@ -2014,7 +2111,7 @@ type KafkaSink struct {
 
 func (x *KafkaSink) Reset() {
 	*x = KafkaSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2123,7 @@ func (x *KafkaSink) String() string {
 func (*KafkaSink) ProtoMessage() {}
 
 func (x *KafkaSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2136,7 @@ func (x *KafkaSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSink.ProtoReflect.Descriptor instead.
 func (*KafkaSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KafkaSink) GetBrokers() []string {
@@ -2090,7 +2187,7 @@ type Aggregation struct {
 
 func (x *Aggregation) Reset() {
 	*x = Aggregation{}
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2199,7 @@ func (x *Aggregation) String() string {
 func (*Aggregation) ProtoMessage() {}
 
 func (x *Aggregation) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2212,7 @@ func (x *Aggregation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Aggregation.ProtoReflect.Descriptor instead.
 func (*Aggregation) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Aggregation) GetName() string {
@@ -2153,7 +2250,7 @@ type KeyedAggregate struct {
 
 func (x *KeyedAggregate) Reset() {
 	*x = KeyedAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2262,7 @@ func (x *KeyedAggregate) String() string {
 func (*KeyedAggregate) ProtoMessage() {}
 
 func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2275,7 @@ func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyedAggregate.ProtoReflect.Descriptor instead.
 func (*KeyedAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KeyedAggregate) GetAggregations() []*Aggregation {
@@ -2205,7 +2302,7 @@ type ProcessFunction struct {
 
 func (x *ProcessFunction) Reset() {
 	*x = ProcessFunction{}
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2314,7 @@ func (x *ProcessFunction) String() string {
 func (*ProcessFunction) ProtoMessage() {}
 
 func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2327,7 @@ func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessFunction.ProtoReflect.Descriptor instead.
 func (*ProcessFunction) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessFunction) GetName() string {
@@ -2264,7 +2361,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2373,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2386,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -2305,7 +2402,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2414,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2427,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -2377,7 +2474,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2486,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2499,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -2453,7 +2550,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2562,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2575,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Job) GetId() string {
@@ -2541,11 +2638,13 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"key_fields\x18\x04 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x10\x01R\tkeyFields:\xeb\x01\xbaH\xe7\x01\x1a\x90\x01\n" +
 	"\x13edge.hash_needs_key\x12@a hash edge needs key_fields, and only a hash edge may have them\x1a7(this.partitioning == 2) == (size(this.key_fields) > 0)\x1aR\n" +
-	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xe7\x04\n" +
+	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xa0\x05\n" +
 	"\bOperator\x126\n" +
 	"\bsequence\x18\x01 \x01(\v2\x18.sabot.v1.SequenceSourceH\x00R\bsequence\x123\n" +
 	"\anexmark\x18\x02 \x01(\v2\x17.sabot.v1.NexmarkSourceH\x00R\anexmark\x12:\n" +
-	"\fkafka_source\x18\x03 \x01(\v2\x15.sabot.v1.KafkaSourceH\x00R\vkafkaSource\x12)\n" +
+	"\fkafka_source\x18\x03 \x01(\v2\x15.sabot.v1.KafkaSourceH\x00R\vkafkaSource\x127\n" +
+	"\vfile_source\x18\x04 \x01(\v2\x14.sabot.v1.FileSourceH\x00R\n" +
+	"fileSource\x12)\n" +
 	"\x03map\x18  \x01(\v2\x15.sabot.v1.MapOperatorH\x00R\x03map\x122\n" +
 	"\x06filter\x18! \x01(\v2\x18.sabot.v1.FilterOperatorH\x00R\x06filter\x12C\n" +
 	"\x0fkeyed_aggregate\x18\" \x01(\v2\x18.sabot.v1.KeyedAggregateH\x00R\x0ekeyedAggregate\x125\n" +
@@ -2580,7 +2679,16 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80 R\tcondition\"-\n" +
 	"\tPrintSink\x12 \n" +
-	"\x06prefix\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x06prefix\"b\n" +
+	"\x06prefix\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x06prefix\"\xbc\x02\n" +
+	"\n" +
+	"FileSource\x12\x1e\n" +
+	"\x04path\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04path\x126\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x14.sabot.v1.FileFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\x125\n" +
+	"\acolumns\x18\x03 \x03(\v2\x10.sabot.v1.ColumnB\t\xbaH\x06\x92\x01\x03\x10\x80\bR\acolumns\x122\n" +
+	"\n" +
+	"event_time\x18\x04 \x01(\v2\x13.sabot.v1.EventTimeR\teventTime:k\xbaHh\x1af\n" +
+	"\x13file_source.columns\x12#columns are required for JSON lines\x1a*this.format == 2 || size(this.columns) > 0\"b\n" +
 	"\bFileSink\x12\x1e\n" +
 	"\x04path\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04path\x126\n" +
@@ -2676,11 +2784,12 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x19NEXMARK_TABLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NEXMARK_TABLE_BID\x10\x01\x12\x18\n" +
 	"\x14NEXMARK_TABLE_PERSON\x10\x02\x12\x19\n" +
-	"\x15NEXMARK_TABLE_AUCTION\x10\x03*E\n" +
+	"\x15NEXMARK_TABLE_AUCTION\x10\x03*^\n" +
 	"\n" +
 	"FileFormat\x12\x1b\n" +
 	"\x17FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16FILE_FORMAT_JSON_LINES\x10\x01*\xb9\x01\n" +
+	"\x16FILE_FORMAT_JSON_LINES\x10\x01\x12\x17\n" +
+	"\x13FILE_FORMAT_PARQUET\x10\x02*\xb9\x01\n" +
 	"\n" +
 	"ColumnType\x12\x1b\n" +
 	"\x17COLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -2748,7 +2857,7 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(StateBackend)(0),             // 0: sabot.v1.StateBackend
 	(Partitioning)(0),             // 1: sabot.v1.Partitioning
@@ -2773,70 +2882,75 @@ var file_sabot_v1_job_proto_goTypes = []any{
 	(*MapOperator)(nil),           // 20: sabot.v1.MapOperator
 	(*FilterOperator)(nil),        // 21: sabot.v1.FilterOperator
 	(*PrintSink)(nil),             // 22: sabot.v1.PrintSink
-	(*FileSink)(nil),              // 23: sabot.v1.FileSink
-	(*Column)(nil),                // 24: sabot.v1.Column
-	(*WatermarkStrategy)(nil),     // 25: sabot.v1.WatermarkStrategy
-	(*EventTime)(nil),             // 26: sabot.v1.EventTime
-	(*KafkaSource)(nil),           // 27: sabot.v1.KafkaSource
-	(*KafkaSink)(nil),             // 28: sabot.v1.KafkaSink
-	(*Aggregation)(nil),           // 29: sabot.v1.Aggregation
-	(*KeyedAggregate)(nil),        // 30: sabot.v1.KeyedAggregate
-	(*ProcessFunction)(nil),       // 31: sabot.v1.ProcessFunction
-	(*BlackholeSink)(nil),         // 32: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),            // 33: sabot.v1.TaskStatus
-	(*JobStatus)(nil),             // 34: sabot.v1.JobStatus
-	(*Job)(nil),                   // 35: sabot.v1.Job
-	nil,                           // 36: sabot.v1.JobSpec.LabelsEntry
-	nil,                           // 37: sabot.v1.ProcessFunction.ConfigEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*FileSource)(nil),            // 23: sabot.v1.FileSource
+	(*FileSink)(nil),              // 24: sabot.v1.FileSink
+	(*Column)(nil),                // 25: sabot.v1.Column
+	(*WatermarkStrategy)(nil),     // 26: sabot.v1.WatermarkStrategy
+	(*EventTime)(nil),             // 27: sabot.v1.EventTime
+	(*KafkaSource)(nil),           // 28: sabot.v1.KafkaSource
+	(*KafkaSink)(nil),             // 29: sabot.v1.KafkaSink
+	(*Aggregation)(nil),           // 30: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),        // 31: sabot.v1.KeyedAggregate
+	(*ProcessFunction)(nil),       // 32: sabot.v1.ProcessFunction
+	(*BlackholeSink)(nil),         // 33: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),            // 34: sabot.v1.TaskStatus
+	(*JobStatus)(nil),             // 35: sabot.v1.JobStatus
+	(*Job)(nil),                   // 36: sabot.v1.Job
+	nil,                           // 37: sabot.v1.JobSpec.LabelsEntry
+	nil,                           // 38: sabot.v1.ProcessFunction.ConfigEntry
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
 	13, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
 	0,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	36, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	37, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
 	14, // 3: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
 	15, // 4: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
 	16, // 5: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
 	1,  // 6: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
 	17, // 7: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
 	18, // 8: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	27, // 9: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
-	20, // 10: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	21, // 11: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	30, // 12: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	31, // 13: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	22, // 14: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	23, // 15: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	32, // 16: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	28, // 17: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
-	2,  // 18: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	19, // 19: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	3,  // 20: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	4,  // 21: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
-	25, // 22: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
-	5,  // 23: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
-	6,  // 24: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
-	24, // 25: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
-	7,  // 26: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
-	26, // 27: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	8,  // 28: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	6,  // 29: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	9,  // 30: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	29, // 31: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	24, // 32: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	37, // 33: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	11, // 34: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	10, // 35: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	38, // 36: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	33, // 37: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	12, // 38: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	34, // 39: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	38, // 40: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	28, // 9: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	23, // 10: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
+	20, // 11: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	21, // 12: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	31, // 13: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	32, // 14: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	22, // 15: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	24, // 16: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	33, // 17: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	29, // 18: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	2,  // 19: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	19, // 20: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	3,  // 21: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
+	25, // 22: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
+	27, // 23: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
+	3,  // 24: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	4,  // 25: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	26, // 26: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	5,  // 27: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	6,  // 28: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	25, // 29: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	7,  // 30: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	27, // 31: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	8,  // 32: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	6,  // 33: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	9,  // 34: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	30, // 35: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	25, // 36: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	38, // 37: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	11, // 38: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	10, // 39: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	39, // 40: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 41: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	12, // 42: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	35, // 43: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	39, // 44: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -2848,6 +2962,7 @@ func file_sabot_v1_job_proto_init() {
 		(*Operator_Sequence)(nil),
 		(*Operator_Nexmark)(nil),
 		(*Operator_KafkaSource)(nil),
+		(*Operator_FileSource)(nil),
 		(*Operator_Map)(nil),
 		(*Operator_Filter)(nil),
 		(*Operator_KeyedAggregate)(nil),
@@ -2858,7 +2973,7 @@ func file_sabot_v1_job_proto_init() {
 		(*Operator_KafkaSink)(nil),
 	}
 	file_sabot_v1_job_proto_msgTypes[5].OneofWrappers = []any{}
-	file_sabot_v1_job_proto_msgTypes[13].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[14].OneofWrappers = []any{
 		(*WatermarkStrategy_MaxOutOfOrdernessMs)(nil),
 		(*WatermarkStrategy_Monotonous)(nil),
 		(*WatermarkStrategy_PunctuatedMarkerField)(nil),
@@ -2869,7 +2984,7 @@ func file_sabot_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
