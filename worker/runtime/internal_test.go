@@ -3,7 +3,8 @@ package runtime
 import (
 	"context"
 	"testing"
-	"time"
+
+	"github.com/sabotdev/sabot/worker/connector/jsonrow"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -67,41 +68,6 @@ func TestValve(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestRowEncoder(t *testing.T) {
-	t.Parallel()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "i", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Millisecond}, Nullable: true},
-		{Name: "f", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-		{Name: "b", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-		{Name: `we"ird`, Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-	}, nil)
-	bld := array.NewRecordBuilder(mem, schema)
-	defer bld.Release()
-	bld.Field(0).(*array.Int64Builder).AppendValues([]int64{-3, 0}, []bool{true, false})
-	bld.Field(1).(*array.StringBuilder).AppendValues([]string{"a\"b\\c\n\x01é", ""}, []bool{true, false})
-	ts := time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC).UnixMilli()
-	bld.Field(2).(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{arrow.Timestamp(ts), 0}, []bool{true, false})
-	bld.Field(3).(*array.Float64Builder).AppendValues([]float64{1.5, 0}, []bool{true, false})
-	bld.Field(4).(*array.BooleanBuilder).AppendValues([]bool{true, false}, []bool{true, false})
-	bld.Field(5).(*array.Int32Builder).AppendValues([]int32{7, 0}, []bool{true, false})
-	rec := bld.NewRecordBatch()
-	defer rec.Release()
-	enc := newRowEncoder(schema)
-	enc.reset(rec)
-	for i, want := range []string{
-		`{"i":-3,"s":"a\"b\\c\n\u0001é","ts":"2024-05-06T07:08:09.123Z","f":1.5,"b":true,"we\"ird":7}`,
-		`{"i":null,"s":null,"ts":null,"f":null,"b":null,"we\"ird":null}`,
-	} {
-		if got := string(enc.appendRow(nil, i)); got != want {
-			t.Errorf("row %d:\n got %s\nwant %s", i, got, want)
-		}
 	}
 }
 
@@ -197,13 +163,13 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(20, func() { _ = HashKeys(rec, []int{0, 1, 2}, hashes) }); n > 0 {
 		t.Errorf("HashKeys allocates %.0f times per batch of 1000 rows", n)
 	}
-	enc := newRowEncoder(schema)
-	enc.reset(rec)
+	enc := jsonrow.NewEncoder(schema)
+	enc.Reset(rec)
 	buf := make([]byte, 0, 1<<20)
 	if n := testing.AllocsPerRun(20, func() {
 		b := buf[:0]
 		for i := range int(rec.NumRows()) {
-			b = enc.appendRow(b, i)
+			b = enc.AppendRow(b, i)
 		}
 	}); n > 0 {
 		t.Errorf("encoding a batch of 1000 rows allocates %.0f times", n)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sabotdev/sabot/worker/connector/jsonrow"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -48,10 +50,10 @@ type recordingOutput struct {
 
 func (o *recordingOutput) Emit(_ context.Context, rec arrow.RecordBatch) error {
 	o.batches++
-	enc := newRowEncoder(rec.Schema())
-	enc.reset(rec)
+	enc := jsonrow.NewEncoder(rec.Schema())
+	enc.Reset(rec)
 	for i := range int(rec.NumRows()) {
-		o.lines = append(o.lines, string(enc.appendRow(nil, i)))
+		o.lines = append(o.lines, string(enc.AppendRow(nil, i)))
 	}
 	return nil
 }

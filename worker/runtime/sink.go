@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/sabotdev/sabot/worker/connector/jsonrow"
+
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/sabotdev/sabot/internal/jobgraph"
@@ -51,7 +53,7 @@ type printSink struct {
 	baseOperator
 	p      *printer
 	prefix []byte
-	enc    *rowEncoder
+	enc    *jsonrow.Encoder
 	buf    []byte
 }
 
@@ -63,15 +65,15 @@ func newPrintSink(prefix string, v *jobgraph.Vertex, info TaskInfo, e *env) *pri
 	pre = append(pre, '[')
 	pre = strconv.AppendInt(pre, int64(info.Subtask), 10)
 	pre = append(pre, "] "...)
-	return &printSink{p: e.printer, prefix: pre, enc: newRowEncoder(v.InputSchema)}
+	return &printSink{p: e.printer, prefix: pre, enc: jsonrow.NewEncoder(v.InputSchema)}
 }
 
 func (s *printSink) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, _ Output) error {
-	s.enc.reset(rec)
+	s.enc.Reset(rec)
 	b := s.buf[:0]
 	for i := range int(rec.NumRows()) {
 		b = append(b, s.prefix...)
-		b = s.enc.appendRow(b, i)
+		b = s.enc.AppendRow(b, i)
 		b = append(b, '\n')
 	}
 	s.buf = b
@@ -89,7 +91,7 @@ func (s *printSink) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, _ O
 type fileSink struct {
 	baseOperator
 	path string
-	enc  *rowEncoder
+	enc  *jsonrow.Encoder
 	f    *os.File
 	w    *bufio.Writer
 	buf  []byte
@@ -97,7 +99,7 @@ type fileSink struct {
 
 func newFileSink(dir string, v *jobgraph.Vertex, info TaskInfo) *fileSink {
 	name := fmt.Sprintf("part-%s-%d.jsonl", v.ID, info.Subtask)
-	return &fileSink{path: filepath.Join(dir, name), enc: newRowEncoder(v.InputSchema)}
+	return &fileSink{path: filepath.Join(dir, name), enc: jsonrow.NewEncoder(v.InputSchema)}
 }
 
 func (s *fileSink) Open(context.Context) error {
@@ -114,10 +116,10 @@ func (s *fileSink) Open(context.Context) error {
 }
 
 func (s *fileSink) ProcessBatch(_ context.Context, rec arrow.RecordBatch, _ Output) error {
-	s.enc.reset(rec)
+	s.enc.Reset(rec)
 	b := s.buf[:0]
 	for i := range int(rec.NumRows()) {
-		b = s.enc.appendRow(b, i)
+		b = s.enc.AppendRow(b, i)
 		b = append(b, '\n')
 	}
 	s.buf = b

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sabotdev/sabot/worker/connector/jsonrow"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -24,7 +26,7 @@ type Sink struct {
 	cancel context.CancelFunc
 
 	// Used by Write only (one goroutine).
-	enc    *rowEncoder
+	enc    *jsonrow.Encoder
 	keyIdx []int
 
 	// pool recycles records and their key and value buffers: a record
@@ -99,7 +101,7 @@ func (s *Sink) firstErr() error {
 
 // bind prepares the encoder for schema (once per distinct schema).
 func (s *Sink) bind(schema *arrow.Schema) error {
-	if s.enc != nil && (s.enc.schema == schema || s.enc.schema.Equal(schema)) {
+	if s.enc != nil && (s.enc.Schema() == schema || s.enc.Schema().Equal(schema)) {
 		return nil
 	}
 	idx := make([]int, 0, len(s.cfg.KeyColumns))
@@ -110,7 +112,7 @@ func (s *Sink) bind(schema *arrow.Schema) error {
 		}
 		idx = append(idx, fi[0])
 	}
-	s.enc, s.keyIdx = newRowEncoder(schema), idx
+	s.enc, s.keyIdx = jsonrow.NewEncoder(schema), idx
 	return nil
 }
 
@@ -130,11 +132,11 @@ func (s *Sink) Write(ctx context.Context, batch arrow.RecordBatch) error {
 	if err := s.bind(batch.Schema()); err != nil {
 		return err
 	}
-	s.enc.reset(batch)
+	s.enc.Reset(batch)
 	cols := batch.Columns()
 	for i := range int(batch.NumRows()) {
 		r := s.pool.Get().(*kgo.Record)
-		r.Value = s.enc.appendRow(r.Value[:0], i)
+		r.Value = s.enc.AppendRow(r.Value[:0], i)
 		r.Key = s.appendKey(r.Key[:0], cols, i)
 		r.Topic = s.cfg.Topic
 		r.Context = s.ctx
@@ -166,7 +168,7 @@ func (s *Sink) appendKey(b []byte, cols []arrow.Array, i int) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONValue(b, cols[c], i)
+			b = jsonrow.AppendValue(b, cols[c], i)
 		}
 		return append(b, ']')
 	}

@@ -1,4 +1,8 @@
-package runtime
+// Package jsonrow encodes rows of Arrow record batches as JSON objects, one
+// key per column. Sinks that write JSON (print, files, Kafka) share it so a
+// row reads the same wherever it lands. An Encoder is used by one goroutine
+// at a time.
+package jsonrow
 
 import (
 	"encoding/base64"
@@ -12,21 +16,22 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
-// rowEncoder appends rows of batches as JSON objects, one key per column:
-// integers as JSON numbers, floats as numbers (NaN and ±Inf, which JSON
-// cannot express, as null), strings as strings, binaries as base64 strings
-// (as encoding/json), booleans, timestamps as RFC 3339 strings in UTC with
-// as many fractional digits as needed, dates as "2006-01-02", nulls as
-// null. Other types go through arrow's JSON marshalling (slower, rare).
-// The encoder reuses its buffers; per row it allocates nothing for the
-// types above.
-type rowEncoder struct {
-	keys [][]byte // `"name":` per column, with the separating comma
-	cols []arrow.Array
+// Encoder appends rows of a batch as JSON objects, a key per column:
+// integers and floats as numbers (NaN and ±Inf, which JSON cannot hold, as
+// null), bools, strings, binaries as base64 strings (as encoding/json),
+// timestamps as RFC 3339 strings in UTC, date32 as "2006-01-02", nulls as
+// null; other types through arrow's JSON form (slower, rare). It is the
+// inverse of the Kafka source's JSON decoding for the types both support. It
+// allocates nothing per row for those types.
+type Encoder struct {
+	schema *arrow.Schema
+	keys   [][]byte // `"name":` per column, with the separating comma
+	cols   []arrow.Array
 }
 
-func newRowEncoder(schema *arrow.Schema) *rowEncoder {
-	e := &rowEncoder{keys: make([][]byte, schema.NumFields())}
+// NewEncoder returns an encoder for batches of schema.
+func NewEncoder(schema *arrow.Schema) *Encoder {
+	e := &Encoder{schema: schema, keys: make([][]byte, schema.NumFields())}
 	for i, f := range schema.Fields() {
 		var k []byte
 		if i > 0 {
@@ -38,20 +43,25 @@ func newRowEncoder(schema *arrow.Schema) *rowEncoder {
 	return e
 }
 
-// reset binds the encoder to rec's columns.
-func (e *rowEncoder) reset(rec arrow.RecordBatch) { e.cols = rec.Columns() }
+// Reset points the encoder at rec, whose schema is the encoder's.
+func (e *Encoder) Reset(rec arrow.RecordBatch) { e.cols = rec.Columns() }
 
-// appendRow appends row i of the bound batch as one JSON object.
-func (e *rowEncoder) appendRow(b []byte, i int) []byte {
+// Schema is the schema the encoder was made for.
+func (e *Encoder) Schema() *arrow.Schema { return e.schema }
+
+// AppendRow appends row i of the current batch as a JSON object.
+func (e *Encoder) AppendRow(b []byte, i int) []byte {
 	b = append(b, '{')
 	for c, col := range e.cols {
 		b = append(b, e.keys[c]...)
-		b = appendJSONValue(b, col, i)
+		b = AppendValue(b, col, i)
 	}
 	return append(b, '}')
 }
 
-func appendJSONValue(b []byte, col arrow.Array, i int) []byte {
+// AppendValue appends row i of col as a JSON value, by the rules of
+// Encoder.
+func AppendValue(b []byte, col arrow.Array, i int) []byte {
 	if col.IsNull(i) {
 		return append(b, "null"...)
 	}
@@ -121,12 +131,11 @@ func appendBase64(b, v []byte) []byte {
 	return append(b, '"')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, invalid UTF-8 replaced by U+FFFD (as
-// encoding/json).
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as encoding/json does; <, > and & are not escaped (the output is
+// not HTML).
 func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -147,7 +156,7 @@ func appendJSONString(b []byte, s string) []byte {
 			case '\t':
 				b = append(b, '\\', 't')
 			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
 			start = i
@@ -157,6 +166,15 @@ func appendJSONString(b []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript: escape
+		// them as encoding/json does.
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
 			i += size
 			start = i
 			continue
