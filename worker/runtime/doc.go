@@ -95,10 +95,18 @@
 // Config.Clock at the strategy's interval (default 200 ms) and is where
 // idleness is detected: a split without records for idle_timeout_ms no
 // longer holds the watermark back. Without a strategy the source emits no
-// watermarks (Flink's noWatermarks). Idle status does not travel
-// downstream yet: a source subtask whose splits are all idle (or that has
-// none, with parallelism above the partition count) holds back the
-// watermark of every task downstream of it.
+// watermarks (Flink's noWatermarks).
+//
+// Watermark status travels between tasks as Flink's WatermarkStatus: a
+// source subtask whose splits are all idle, or that has none (parallelism
+// above the partition count), sends IDLE (KindWatermarkStatus, broadcast
+// on every exchange edge like a watermark) and ACTIVE again before its
+// next batch or watermark. A task merges its input channels with
+// eventtime.InputMerger (Flink's StatusWatermarkValve): idle channels are
+// left out of the watermark minimum, a channel returning behind the output
+// rejoins once it has caught up (the output never goes back), and when
+// every channel is idle the task forwards IDLE down its chain and edges,
+// then ACTIVE when one returns. Operators see only watermarks.
 //
 // The Kafka sink writes each row as one JSON record, at least once. With
 // no checkpoints yet it flushes (waits for every acknowledgement, failing
@@ -167,7 +175,6 @@
 // part of the graph — today Run returns ErrRemoteExchange), checkpoint
 // barriers (KindBarrier, alignment in the gate, injection between
 // Source.Next calls), snapshots of keyed state and timers with restore
-// and rescale, a wake-up of idle tasks for processing-time timers,
-// idle status carried between tasks (eventtime.InputMerger), and
+// and rescale, a wake-up of idle tasks for processing-time timers, and
 // two-phase-commit file output.
 package runtime

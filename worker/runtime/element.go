@@ -29,6 +29,11 @@ const (
 	// Element will gain a CheckpointID field, and input gates will align
 	// on it. Nothing sends it yet.
 	KindBarrier
+	// KindWatermarkStatus carries Element.Idle: the sending subtask's
+	// watermark status (Flink's WatermarkStatus). An idle sender is left
+	// out of the receiver's watermark minimum until it sends an active
+	// status again, which it does before its next batch or watermark.
+	KindWatermarkStatus
 )
 
 func (k ElementKind) String() string {
@@ -41,6 +46,8 @@ func (k ElementKind) String() string {
 		return "end-of-input"
 	case KindBarrier:
 		return "barrier"
+	case KindWatermarkStatus:
+		return "watermark-status"
 	default:
 		return fmt.Sprintf("ElementKind(%d)", uint8(k))
 	}
@@ -67,6 +74,9 @@ type Element struct {
 	Batch arrow.RecordBatch
 	// Watermark is set for KindWatermark, in milliseconds since the epoch.
 	Watermark int64
+	// Idle is set for KindWatermarkStatus: true for IDLE, false for
+	// ACTIVE.
+	Idle bool
 }
 
 // BatchElement returns an element carrying rec (and the caller's reference
@@ -75,6 +85,10 @@ func BatchElement(rec arrow.RecordBatch) Element { return Element{Kind: KindBatc
 
 // WatermarkElement returns a watermark element.
 func WatermarkElement(wm int64) Element { return Element{Kind: KindWatermark, Watermark: wm} }
+
+// WatermarkStatusElement returns a watermark status element: idle (true)
+// or active (false).
+func WatermarkStatusElement(idle bool) Element { return Element{Kind: KindWatermarkStatus, Idle: idle} }
 
 // EndOfInputElement returns an end-of-input element.
 func EndOfInputElement() Element { return Element{Kind: KindEndOfInput} }

@@ -56,18 +56,82 @@ func TestValve(t *testing.T) {
 			t.Parallel()
 			v := newValve(tc.channels)
 			for i, s := range tc.steps {
-				var got int64
-				var ok bool
+				var r valveOutput
 				if s.end {
-					got, ok = v.end(s.ch)
+					r = v.end(s.ch)
 				} else {
-					got, ok = v.watermark(s.ch, s.wm)
+					r = v.watermark(s.ch, s.wm)
 				}
+				if r.active || r.idle {
+					t.Fatalf("step %d (%+v): status change %+v", i, s, r)
+				}
+				got, ok := r.wm, r.advanced
 				if ok != s.wantOK || (ok && got != s.want) {
 					t.Fatalf("step %d (%+v): got %d, %v; want %d, %v", i, s, got, ok, s.want, s.wantOK)
 				}
 			}
 		})
+	}
+}
+
+// TestValveIdle runs the input side of a task through idleness: an idle
+// channel does not hold the output back, all idle makes the output idle,
+// and a channel returning with an older watermark does not move the output
+// back (it rejoins once it catches up).
+func TestValveIdle(t *testing.T) {
+	t.Parallel()
+	const (
+		wm    = iota // watermark
+		idle         // status idle
+		activ        // status active
+		end          // end of input
+	)
+	type step struct {
+		ch, kind int
+		wm       int64
+		want     valveOutput
+	}
+	steps := []step{
+		{ch: 0, kind: wm, wm: 10},
+		{ch: 0, kind: idle}, // channel 1 has no watermark yet
+		{ch: 1, kind: wm, wm: 20, want: valveOutput{wm: 20, advanced: true}}, // channel 0 idle: left out
+		{ch: 1, kind: wm, wm: 30, want: valveOutput{wm: 30, advanced: true}},
+		{ch: 1, kind: idle, want: valveOutput{wm: 30, idle: true}}, // all idle
+		{ch: 1, kind: idle, want: valveOutput{wm: 30}},             // repeated: nothing
+		{ch: 0, kind: activ, want: valveOutput{wm: 30, active: true}},
+		{ch: 0, kind: wm, wm: 15, want: valveOutput{wm: 30}}, // behind the output: unaligned
+		{ch: 0, kind: wm, wm: 25, want: valveOutput{wm: 30}},
+		{ch: 0, kind: wm, wm: 40, want: valveOutput{wm: 40, advanced: true}}, // caught up; channel 1 idle
+		{ch: 1, kind: activ, want: valveOutput{wm: 40}},                      // 30 < 40: unaligned
+		{ch: 0, kind: wm, wm: 50, want: valveOutput{wm: 50, advanced: true}},
+		{ch: 1, kind: wm, wm: 45, want: valveOutput{wm: 50}},
+		{ch: 1, kind: wm, wm: 60, want: valveOutput{wm: 50}}, // rejoins at 60 >= 50: min is 50
+		{ch: 0, kind: wm, wm: 70, want: valveOutput{wm: 60, advanced: true}},
+		{ch: 0, kind: idle, want: valveOutput{wm: 60}},
+		{ch: 1, kind: idle, want: valveOutput{wm: 70, advanced: true, idle: true}}, // all idle: flush to the max
+		{ch: 0, kind: end, want: valveOutput{wm: MaxWatermark, advanced: true, active: true}},
+		{ch: 1, kind: end}, // last channel: the task finishes
+	}
+	v := newValve(2)
+	for i, s := range steps {
+		var got valveOutput
+		switch s.kind {
+		case wm:
+			got = v.watermark(s.ch, s.wm)
+		case idle, activ:
+			got = v.status(s.ch, s.kind == idle)
+		case end:
+			got = v.end(s.ch)
+		}
+		if !got.advanced {
+			got.wm = s.want.wm // only compared when sent
+		}
+		if got != s.want {
+			t.Fatalf("step %d (%+v): got %+v, want %+v", i, s, got, s.want)
+		}
+	}
+	if v.open != 0 {
+		t.Errorf("open = %d after both ended", v.open)
 	}
 }
 

@@ -29,6 +29,12 @@ import (
 // and does not hold the watermark back. Without a strategy the source emits
 // no watermarks (Flink's noWatermarks).
 //
+// Watermark status: when every split is idle, or the subtask was assigned
+// no partition at all (more subtasks than partitions), the source sends
+// IDLE (Output.EmitIdle), so downstream tasks leave it out of their
+// watermark minimum; it sends ACTIVE again before its next batch or
+// watermark. A subtask without partitions is idle from its first Next.
+//
 // Next polls with a deadline of Config.PollTimeout (real time): with
 // nothing to read it returns empty-handed, so the task regains control and
 // periodic emission and idleness detection run even on a silent topic.
@@ -40,9 +46,11 @@ type kafkaSource struct {
 	pollTimeout time.Duration
 	batchSize   int
 
-	src    *kafka.Source
-	wms    *splitWatermarks                 // nil: no watermarks
-	splits map[kafka.Split]*eventtime.Split // with wms: every split of src
+	src      *kafka.Source
+	noSplits bool                             // src was assigned no partition
+	wms      *splitWatermarks                 // nil: no watermarks
+	splits   map[kafka.Split]*eventtime.Split // with wms: every split of src
+	idle     bool                             // watermark status last sent
 }
 
 func newKafkaSource(spec *sabotv1.KafkaSource, v *jobgraph.Vertex, info TaskInfo, e *env) (*kafkaSource, error) {
@@ -106,10 +114,11 @@ func (s *kafkaSource) Open(ctx context.Context) error {
 		return fmt.Errorf("kafka source: %w", err)
 	}
 	s.src = src
+	splits := src.Splits()
+	s.noSplits = len(splits) == 0
 	if s.wms == nil {
 		return nil
 	}
-	splits := src.Splits()
 	s.splits = make(map[kafka.Split]*eventtime.Split, len(splits))
 	for _, sp := range splits {
 		h, err := s.wms.addSplit(sp.String())
@@ -123,6 +132,11 @@ func (s *kafkaSource) Open(ctx context.Context) error {
 }
 
 func (s *kafkaSource) Next(ctx context.Context, out Output) (bool, error) {
+	// A subtask without partitions is idle from the start, so that it
+	// does not hold back the watermark downstream.
+	if err := s.emitStatus(ctx, out); err != nil {
+		return false, err
+	}
 	// Known limit: under the dead-letter policy the connector flushes
 	// dead-letter records with this same context, so a deadline that
 	// strikes mid-flush fails the source for good (the connector should
@@ -148,13 +162,48 @@ func (s *kafkaSource) Next(ctx context.Context, out Output) (bool, error) {
 		}
 	}
 	if s.wms != nil {
-		if wm, ok := s.wms.tick(); ok {
-			if err := out.EmitWatermark(ctx, wm); err != nil {
-				return false, err
-			}
+		wm, ok := s.wms.tick()
+		if err := s.emitWatermark(ctx, out, wm, ok); err != nil {
+			return false, err
 		}
 	}
 	return false, nil
+}
+
+// idleNow reports the source's watermark status: idle when it has no
+// splits, or when every split is idle (the multiplexer's status).
+func (s *kafkaSource) idleNow() bool {
+	return s.noSplits || (s.wms != nil && s.wms.mux.Idle())
+}
+
+// emitStatus sends the source's watermark status if it changed.
+func (s *kafkaSource) emitStatus(ctx context.Context, out Output) error {
+	idle := s.idleNow()
+	if idle == s.idle {
+		return nil
+	}
+	s.idle = idle
+	return out.EmitIdle(ctx, idle)
+}
+
+// emitWatermark sends wm if advanced, and a status change: an active
+// status before the watermark, an idle one after it.
+func (s *kafkaSource) emitWatermark(ctx context.Context, out Output, wm int64, advanced bool) error {
+	idle := s.idleNow()
+	if !idle {
+		if err := s.emitStatus(ctx, out); err != nil {
+			return err
+		}
+	}
+	if advanced {
+		if err := out.EmitWatermark(ctx, wm); err != nil {
+			return err
+		}
+	}
+	if idle {
+		return s.emitStatus(ctx, out)
+	}
+	return nil
 }
 
 // emit sends one split batch downstream, after feeding its event times to
@@ -175,14 +224,16 @@ func (s *kafkaSource) emit(ctx context.Context, b *kafka.SplitBatch, out Output)
 		}
 	}
 	if b.Batch.NumRows() > 0 {
+		// Records make their split, and so the source, active: say so
+		// before sending them.
+		if err := s.emitStatus(ctx, out); err != nil {
+			return err
+		}
 		if err := out.Emit(ctx, b.Batch); err != nil {
 			return err
 		}
 	}
-	if advanced {
-		return out.EmitWatermark(ctx, wm)
-	}
-	return nil
+	return s.emitWatermark(ctx, out, wm, advanced)
 }
 
 // Close stops fetching and frees the source. Idempotent.

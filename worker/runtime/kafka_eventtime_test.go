@@ -185,3 +185,108 @@ func TestKafkaWatermarksSkipIdlePartition(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaWatermarksPassIdleSubtask reads a two-partition topic with three
+// source subtasks, so one subtask is assigned no partition, and sends the
+// records through a rebalance exchange. The partition-less subtask never
+// has a watermark; it must send IDLE so that the downstream task's
+// watermark advances with the other two (without watermark status it
+// would be held back for ever).
+func TestKafkaWatermarksPassIdleSubtask(t *testing.T) {
+	t.Parallel()
+	const (
+		interval = 200 * time.Millisecond
+		delay    = 50
+		rounds   = 3
+	)
+	k := testkit.StartKafka(t, testkit.WithTopics(2, "events"))
+	producer := k.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	mem := checked(t)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	clock := clockwork.NewFakeClockAt(t0)
+
+	g, err := jobgraph.Resolve(&sabotv1.JobSpec{Name: "wm-idle", Graph: &sabotv1.JobGraph{
+		Vertices: []*sabotv1.Vertex{
+			{Id: "src", Parallelism: 3, Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_KafkaSource{KafkaSource: &sabotv1.KafkaSource{
+				Brokers: k.Addrs,
+				Topics:  []string{"events"},
+				Columns: []*sabotv1.Column{
+					{Name: "id", Type: sabotv1.ColumnType_COLUMN_TYPE_INT64},
+					{Name: "ts", Type: sabotv1.ColumnType_COLUMN_TYPE_TIMESTAMP},
+				},
+				EventTime: &sabotv1.EventTime{TimestampField: "ts", Watermark: &sabotv1.WatermarkStrategy{
+					Kind:       &sabotv1.WatermarkStrategy_MaxOutOfOrdernessMs{MaxOutOfOrdernessMs: delay},
+					IntervalMs: interval.Milliseconds(),
+				}},
+			}}}},
+			{Id: "sink", Parallelism: 1, Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_Blackhole{Blackhole: &sabotv1.BlackholeSink{}}}},
+		},
+		Edges: []*sabotv1.Edge{{From: "src", To: "sink", Partitioning: sabotv1.Partitioning_PARTITIONING_REBALANCE}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &wmRecorder{clock: clock}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	cfg := runtime.Config{
+		Graph: g, Allocator: mem, Clock: clock, PollTimeout: 20 * time.Millisecond,
+		Logger: testkit.Logger(t, slog.LevelWarn),
+	}
+	runtime.SetOperatorHook(&cfg, func(v *jobgraph.Vertex, _ runtime.TaskInfo) runtime.Operator {
+		if v.ID == "sink" {
+			return rec
+		}
+		return nil
+	})
+	go func() { done <- runtime.Run(ctx, cfg) }()
+
+	id := 0
+	var maxTS [2]int64
+	for r := range rounds {
+		base := t0.UnixMilli() + int64(r+1)*10_000
+		var recs []*kgo.Record
+		for p := range 2 {
+			for _, off := range []int64{30, 10, 20} {
+				id++
+				ts := base + off + int64(p)*100
+				maxTS[p] = max(maxTS[p], ts)
+				v := `{"id":` + strconv.Itoa(id) + `,"ts":` + strconv.FormatInt(ts, 10) + `}`
+				recs = append(recs, &kgo.Record{Topic: "events", Partition: int32(p), Value: []byte(v)})
+			}
+		}
+		if err := producer.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, 10*time.Second, func() error {
+			if rows, _, _, _ := rec.snapshot(); rows != id {
+				return fmt.Errorf("%d rows, want %d", rows, id)
+			}
+			return nil
+		})
+		clock.Advance(interval)
+	}
+	// Each partition's subtask emits max event time - delay - 1 at its
+	// next periodic step; the sink's watermark is the minimum of the two.
+	want := min(maxTS[0], maxTS[1]) - delay - 1
+	testkit.Eventually(t, 10*time.Second, func() error {
+		_, wms, _, _ := rec.snapshot()
+		if len(wms) == 0 || wms[len(wms)-1] != want {
+			return fmt.Errorf("watermarks %v, want the last to be %d", wms, want)
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if _, _, _, backwards := rec.snapshot(); len(backwards) > 0 {
+		t.Errorf("watermarks went backwards: %v", backwards)
+	}
+}

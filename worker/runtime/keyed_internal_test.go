@@ -60,6 +60,8 @@ func (o *recordingOutput) Emit(_ context.Context, rec arrow.RecordBatch) error {
 
 func (o *recordingOutput) EmitWatermark(context.Context, int64) error { return nil }
 
+func (o *recordingOutput) EmitIdle(context.Context, bool) error { return nil }
+
 // take returns the lines recorded since the last take.
 func (o *recordingOutput) take() []string {
 	l := o.lines

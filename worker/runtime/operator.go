@@ -20,6 +20,12 @@ type Output interface {
 	// operators' watermarks are forwarded by the task after
 	// Operator.ProcessWatermark returns.
 	EmitWatermark(ctx context.Context, wm int64) error
+	// EmitIdle forwards a watermark status downstream: idle (true) or
+	// active (false). Only sources call it, as for EmitWatermark; the
+	// task forwards its inputs' combined status itself. A source marks
+	// itself active again before it emits its next batch or watermark.
+	// A status equal to the last one sent is dropped.
+	EmitIdle(ctx context.Context, idle bool) error
 }
 
 // Operator is one vertex's logic inside a task. The task calls it from one

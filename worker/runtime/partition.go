@@ -99,6 +99,10 @@ func (w *edgeWriter) EmitWatermark(ctx context.Context, wm int64) error {
 	return w.broadcast(ctx, WatermarkElement(wm))
 }
 
+func (w *edgeWriter) EmitIdle(ctx context.Context, idle bool) error {
+	return w.broadcast(ctx, WatermarkStatusElement(idle))
+}
+
 func (w *edgeWriter) endOfInput(ctx context.Context) error {
 	return w.broadcast(ctx, EndOfInputElement())
 }

@@ -10,6 +10,7 @@ import (
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
+	"github.com/sabotdev/sabot/worker/eventtime"
 )
 
 // node is one vertex of a task's chain. A chain is a tree: a vertex may
@@ -26,6 +27,7 @@ type node struct {
 type fanout struct {
 	chained []*node
 	edges   []*edgeWriter
+	idle    bool // watermark status last sent
 }
 
 func (f *fanout) Emit(ctx context.Context, rec arrow.RecordBatch) error {
@@ -50,6 +52,27 @@ func (f *fanout) EmitWatermark(ctx context.Context, wm int64) error {
 	}
 	for _, e := range f.edges {
 		if err := e.EmitWatermark(ctx, wm); err != nil {
+			return tagVertex(e.edge.From.ID, err)
+		}
+	}
+	return nil
+}
+
+// EmitIdle forwards a watermark status change through the chain (operators
+// are not told: they see only the watermarks) and to every receiver of
+// every exchange edge. A repeated status is dropped.
+func (f *fanout) EmitIdle(ctx context.Context, idle bool) error {
+	if idle == f.idle {
+		return nil
+	}
+	f.idle = idle
+	for _, c := range f.chained {
+		if err := c.out.EmitIdle(ctx, idle); err != nil {
+			return err
+		}
+	}
+	for _, e := range f.edges {
+		if err := e.EmitIdle(ctx, idle); err != nil {
 			return tagVertex(e.edge.From.ID, err)
 		}
 	}
@@ -208,7 +231,11 @@ func (t *task) runSource(ctx context.Context) error {
 			break
 		}
 	}
-	// A bounded source's event time is complete.
+	// A bounded source's event time is complete: the final watermark must
+	// reach downstream, so an idle source turns active first.
+	if err := t.head.out.EmitIdle(ctx, false); err != nil {
+		return err
+	}
 	if err := t.head.out.EmitWatermark(ctx, MaxWatermark); err != nil {
 		return err
 	}
@@ -230,16 +257,16 @@ func (t *task) runInput(ctx context.Context) error {
 				return tagVertex(t.head.vertex.ID, err)
 			}
 		case KindWatermark:
-			if wm, ok := v.watermark(ch, el.Watermark); ok {
-				if err := t.head.processWatermark(ctx, wm); err != nil {
-					return err
-				}
+			if err := t.forward(ctx, v.watermark(ch, el.Watermark)); err != nil {
+				return err
+			}
+		case KindWatermarkStatus:
+			if err := t.forward(ctx, v.status(ch, el.Idle)); err != nil {
+				return err
 			}
 		case KindEndOfInput:
-			if wm, ok := v.end(ch); ok {
-				if err := t.head.processWatermark(ctx, wm); err != nil {
-					return err
-				}
+			if err := t.forward(ctx, v.end(ch)); err != nil {
+				return err
 			}
 		case KindBarrier:
 			el.release()
@@ -252,58 +279,83 @@ func (t *task) runInput(ctx context.Context) error {
 	return t.head.finish(ctx)
 }
 
-// valve merges the watermarks of a gate's channels: the output watermark
-// is the minimum over channels that have not ended, and only ever
-// advances. A channel that ended no longer holds the others back.
+// forward sends what the valve produced down the head's chain.
+func (t *task) forward(ctx context.Context, r valveOutput) error {
+	if r.active {
+		if err := t.head.out.EmitIdle(ctx, false); err != nil {
+			return err
+		}
+	}
+	if r.advanced {
+		if err := t.head.processWatermark(ctx, r.wm); err != nil {
+			return err
+		}
+	}
+	if r.idle {
+		return t.head.out.EmitIdle(ctx, true)
+	}
+	return nil
+}
+
+// valve merges the watermarks and watermark statuses of a gate's channels
+// with eventtime.InputMerger, as Flink's StatusWatermarkValve: the output
+// watermark is the minimum over the active channels (an ended channel
+// counts as MaxWatermark) and only ever advances; an idle channel is left
+// out of the minimum, and one that returns behind the output rejoins once
+// it has caught up. The output is idle when every channel is idle. valve
+// also tracks which channels are still open and the status last sent
+// downstream.
 type valve struct {
-	wms   []int64
+	m     *eventtime.InputMerger
 	ended []bool
 	open  int
-	cur   int64
+	idle  bool // status last sent downstream
+}
+
+// valveOutput is what one input element makes the task send downstream,
+// in this order: an active status, the watermark, an idle status (an
+// active status goes before a watermark, an idle one after it).
+type valveOutput struct {
+	active   bool // send ACTIVE first
+	wm       int64
+	advanced bool // send wm
+	idle     bool // send IDLE last
 }
 
 func newValve(channels int) *valve {
-	v := &valve{wms: make([]int64, channels), ended: make([]bool, channels), open: channels, cur: MinWatermark}
-	for i := range v.wms {
-		v.wms[i] = MinWatermark
-	}
-	return v
+	return &valve{m: eventtime.NewInputMerger(channels), ended: make([]bool, channels), open: channels}
 }
 
-// watermark records wm on channel ch and returns the new output watermark
-// if it advanced.
-func (v *valve) watermark(ch int, wm int64) (int64, bool) {
-	if v.ended[ch] || wm <= v.wms[ch] {
-		return 0, false
-	}
-	v.wms[ch] = wm
-	return v.advance()
+// watermark records wm on channel ch.
+func (v *valve) watermark(ch int, wm int64) valveOutput {
+	return v.result(v.m.Update(ch, wm))
 }
 
-// end marks channel ch ended and returns the new output watermark if that
-// let it advance.
-func (v *valve) end(ch int) (int64, bool) {
+// status records channel ch's watermark status: idle or active.
+func (v *valve) status(ch int, idle bool) valveOutput {
+	return v.result(v.m.SetIdle(ch, idle))
+}
+
+// end marks channel ch ended. Once every channel has ended nothing more is
+// sent: the task finishes.
+func (v *valve) end(ch int) valveOutput {
 	if v.ended[ch] {
-		return 0, false
+		return valveOutput{}
 	}
 	v.ended[ch] = true
 	v.open--
-	return v.advance()
+	r := v.result(v.m.EndOfInput(ch))
+	if v.open == 0 {
+		return valveOutput{}
+	}
+	return r
 }
 
-func (v *valve) advance() (int64, bool) {
-	if v.open == 0 {
-		return 0, false
+func (v *valve) result(wm int64, advanced bool) valveOutput {
+	r := valveOutput{wm: wm, advanced: advanced}
+	if idle := v.m.Idle(); idle != v.idle {
+		v.idle = idle
+		r.active, r.idle = !idle, idle
 	}
-	low := MaxWatermark
-	for i, wm := range v.wms {
-		if !v.ended[i] && wm < low {
-			low = wm
-		}
-	}
-	if low <= v.cur {
-		return 0, false
-	}
-	v.cur = low
-	return low, true
+	return r
 }
