@@ -38,7 +38,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Long: "bench nexmark runs the query's manifest in this process on the dataflow runtime and, in the\n" +
 			"same run, a hand-written single-threaded Go loop over the same generated events computing\n" +
 			"the same answer (the baseline). It reports events/s, events per CPU-second (\"per core\",\n" +
-			"as the Nexmark suite reports throughput/cores), the engine/baseline ratio and peak memory.",
+			"as the Nexmark suite reports throughput/cores), the engine/baseline ratio, peak memory and\n" +
+			"p50/p99 latency per batch from when the source began producing it to the sink.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := benchNexmark(cmd.Context(), query, events, parallelism, seed)
@@ -130,16 +131,23 @@ func benchNexmark(ctx context.Context, query string, events int64, parallelism i
 	runtime.GC()
 	var ms0, ms1 runtime.MemStats
 	var sinkRows atomic.Int64
+	var latency sabotrt.LatencyHistogram
 	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuSeconds()
 	start = time.Now()
 	err = sabotrt.Run(ctx, sabotrt.Config{
-		JobID:    "bench-nexmark-" + query,
-		Attempt:  1,
-		Graph:    graph,
-		SinkRows: &sinkRows,
+		JobID:       "bench-nexmark-" + query,
+		Attempt:     1,
+		Graph:       graph,
+		SinkRows:    &sinkRows,
+		SinkLatency: &latency,
 	})
 	res.OutputRows = sinkRows.Load()
+	if latency.Count() > 0 {
+		p50 := float64(latency.Quantile(0.5)) / 1e6
+		p99 := float64(latency.Quantile(0.99)) / 1e6
+		res.P50LatencyMS, res.P99LatencyMS = &p50, &p99
+	}
 	res.WallSeconds = time.Since(start).Seconds()
 	res.CPUSeconds = cpuSeconds() - cpu0
 	runtime.ReadMemStats(&ms1)
@@ -227,7 +235,9 @@ func printBench(w io.Writer, format string, r *benchResult) error {
 	fmt.Fprintf(tw, "engine\t%.2f s wall, %.2f s CPU: %.0f events/s, %.0f events/s per core\n", r.WallSeconds, r.CPUSeconds, r.EventsPerSecond, r.EventsPerCoreSecond)
 	fmt.Fprintf(tw, "baseline\t%.2f s: %.0f events/s (hand-written single-threaded loop)\n", r.BaselineWallSeconds, r.BaselineEventsPerSecond)
 	fmt.Fprintf(tw, "engine/baseline\t%.2f\n", r.CostRatio)
-	fmt.Fprintf(tw, "latency p50/p99\tnot measured yet\n")
+	if r.P50LatencyMS != nil {
+		fmt.Fprintf(tw, "latency p50/p99\t%.3f / %.3f ms (per batch: source began producing it → sink received it)\n", *r.P50LatencyMS, *r.P99LatencyMS)
+	}
 	fmt.Fprintf(tw, "peak RSS\t%.1f MiB (Go heap %.1f MiB)\n", float64(r.PeakRSSBytes)/(1<<20), float64(r.PeakGoHeapBytes)/(1<<20))
 	return tw.Flush()
 }

@@ -64,6 +64,10 @@ type Config struct {
 	// SinkRows, if set, counts the rows every sink subtask receives (one
 	// atomic add per batch): benchmarks and tests check answers with it.
 	SinkRows *atomic.Int64
+	// SinkLatency, if set with SinkRows, records per batch reaching a sink
+	// the time since its source began producing it (event-to-output
+	// latency at batch granularity).
+	SinkLatency *LatencyHistogram
 	// StateDir is where pebble state backends (JobSpec.state_backend
 	// PEBBLE) keep their files: one directory per subtask of each keyed
 	// operator, <StateDir>/<job>/attempt-<n>/<vertex>/subtask-<i>, emptied

@@ -77,6 +77,10 @@ type Element struct {
 	// Idle is set for KindWatermarkStatus: true for IDLE, false for
 	// ACTIVE.
 	Idle bool
+	// Origin is set for KindBatch: when the source began producing the
+	// records the batch derives from (Unix nanoseconds), carried through
+	// chains and exchanges so sinks can measure event-to-output latency.
+	Origin int64
 }
 
 // BatchElement returns an element carrying rec (and the caller's reference

@@ -32,6 +32,8 @@ import (
 //     go to one receiver is forwarded whole, otherwise each receiver gets
 //     a new batch of its rows (arrow take).
 type edgeWriter struct {
+	// origin is the owning task's current batch origin (task.origin).
+	origin  *int64
 	edge    *jobgraph.Edge
 	senders []Sender // by receiving subtask
 	self    int
@@ -54,7 +56,17 @@ func newEdgeWriter(e *jobgraph.Edge, x Exchange, self int, maxP int, mem memory.
 // sendBatch gives receiver to its own reference to rec.
 func (w *edgeWriter) sendBatch(ctx context.Context, to int, rec arrow.RecordBatch) error {
 	rec.Retain()
-	return w.senders[to].Send(ctx, BatchElement(rec))
+	return w.senders[to].Send(ctx, w.element(rec))
+}
+
+// element wraps rec with the owning task's current batch origin (none when
+// the writer has no task, as in unit tests).
+func (w *edgeWriter) element(rec arrow.RecordBatch) Element {
+	el := BatchElement(rec)
+	if w.origin != nil {
+		el.Origin = *w.origin
+	}
+	return el
 }
 
 func (w *edgeWriter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
@@ -145,7 +157,7 @@ func (h *hashSplitter) split(ctx context.Context, rec arrow.RecordBatch, w *edge
 		if err != nil {
 			return err
 		}
-		if err := w.senders[t].Send(ctx, BatchElement(part)); err != nil {
+		if err := w.senders[t].Send(ctx, w.element(part)); err != nil {
 			return err
 		}
 	}

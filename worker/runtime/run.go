@@ -20,13 +20,14 @@ import (
 // env is what operators of one Run share: the defaulted config's
 // resources.
 type env struct {
-	mem       memory.Allocator
-	clock     clockwork.Clock
-	batchSize int
-	logger    *slog.Logger
-	printer   *printer
-	hook      func(v *jobgraph.Vertex, info TaskInfo) Operator
-	sinkRows  *atomic.Int64
+	mem         memory.Allocator
+	clock       clockwork.Clock
+	batchSize   int
+	logger      *slog.Logger
+	printer     *printer
+	hook        func(v *jobgraph.Vertex, info TaskInfo) Operator
+	sinkRows    *atomic.Int64
+	sinkLatency *LatencyHistogram
 
 	// pollTimeout bounds a Kafka source's wait in one Next.
 	pollTimeout time.Duration
@@ -65,13 +66,14 @@ func Run(ctx context.Context, cfg Config) error {
 	// Runs after every task closed (and removed its own directory).
 	defer removeStateDir()
 	e := &env{
-		mem:       cfg.Allocator,
-		clock:     cfg.Clock,
-		batchSize: cfg.BatchSize,
-		logger:    cfg.Logger,
-		printer:   &printer{w: cfg.PrintOut, logger: cfg.Logger},
-		hook:      cfg.operatorHook,
-		sinkRows:  cfg.SinkRows,
+		mem:         cfg.Allocator,
+		clock:       cfg.Clock,
+		batchSize:   cfg.BatchSize,
+		logger:      cfg.Logger,
+		printer:     &printer{w: cfg.PrintOut, logger: cfg.Logger},
+		hook:        cfg.operatorHook,
+		sinkRows:    cfg.SinkRows,
+		sinkLatency: cfg.SinkLatency,
 
 		pollTimeout: cfg.PollTimeout,
 
@@ -153,6 +155,9 @@ func buildNode(cfg Config, v *jobgraph.Vertex, s int, x Exchange, e *env, t *tas
 		if err != nil {
 			return nil, tagVertex(v.ID, err)
 		}
+		if sc, ok := op.(*sinkCounter); ok {
+			sc.origin = &t.origin
+		}
 		n.op = op
 	}
 	for _, out := range v.Outputs {
@@ -164,7 +169,9 @@ func buildNode(cfg Config, v *jobgraph.Vertex, s int, x Exchange, e *env, t *tas
 			n.out.chained = append(n.out.chained, c)
 			continue
 		}
-		n.out.edges = append(n.out.edges, newEdgeWriter(out, x, s, cfg.Graph.MaxParallelism, e.mem))
+		w := newEdgeWriter(out, x, s, cfg.Graph.MaxParallelism, e.mem)
+		w.origin = &t.origin
+		n.out.edges = append(n.out.edges, w)
 	}
 	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -118,6 +119,11 @@ type task struct {
 	nodes  []*node // every node, head first (chain order)
 
 	onState func(vertexID string, subtask int32, state sabotv1.TaskState)
+
+	// origin is when the source began producing the batch being processed
+	// (Element.Origin): set per source Next call in a source task, per
+	// received batch otherwise; read by the task's edge writers and sinks.
+	origin int64
 }
 
 func (t *task) report(s sabotv1.TaskState) {
@@ -223,6 +229,7 @@ func (t *task) runSource(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		t.origin = time.Now().UnixNano()
 		done, err := t.source.Next(ctx, &t.head.out)
 		if err != nil {
 			return tagVertex(t.head.vertex.ID, err)
@@ -251,6 +258,7 @@ func (t *task) runInput(ctx context.Context) error {
 		}
 		switch el.Kind {
 		case KindBatch:
+			t.origin = el.Origin
 			err := t.head.op.ProcessBatch(ctx, el.Batch, &t.head.out)
 			el.Batch.Release()
 			if err != nil {

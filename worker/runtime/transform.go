@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -37,17 +38,22 @@ func newOperator(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
 	if err != nil || v.Kind != jobgraph.KindSink || e.sinkRows == nil {
 		return op, err
 	}
-	return &sinkCounter{Operator: op, rows: e.sinkRows}, nil
+	return &sinkCounter{Operator: op, rows: e.sinkRows, latency: e.sinkLatency}, nil
 }
 
 // sinkCounter counts the rows reaching a sink (Config.SinkRows).
 type sinkCounter struct {
 	Operator
-	rows *atomic.Int64
+	rows    *atomic.Int64
+	latency *LatencyHistogram // may be nil
+	origin  *int64            // the task's current batch origin
 }
 
 func (c *sinkCounter) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
 	c.rows.Add(rec.NumRows())
+	if c.latency != nil && c.origin != nil && *c.origin != 0 {
+		c.latency.Record(time.Duration(time.Now().UnixNano() - *c.origin))
+	}
 	return c.Operator.ProcessBatch(ctx, rec, out)
 }
 
