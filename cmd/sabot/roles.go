@@ -40,6 +40,30 @@ func (r *roleFlags) client(ctx context.Context, log *slog.Logger) (*clientv3.Cli
 	return cli, nil
 }
 
+// run is the body every role shares: logger and etcd client from the
+// flags, start the role, wait for SIGINT/SIGTERM, stop it within
+// shutdownGrace.
+func (r *roleFlags) run(cmd *cobra.Command, start func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (stop func(context.Context) error, err error)) error {
+	log, err := newLogger(r.logLevel)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	cli, err := r.client(context.WithoutCancel(ctx), log)
+	if err != nil {
+		return err
+	}
+	defer closeQuietly(cli)
+	stop, err := start(ctx, cli, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	return stop(sctx)
+}
+
 func newGatewayCmd(g *globals) *cobra.Command {
 	var rf roleFlags
 	cmd := &cobra.Command{
@@ -47,24 +71,13 @@ func newGatewayCmd(g *globals) *cobra.Command {
 		Short: "Run the gateway role (public API) against an etcd cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(rf.logLevel)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			cli, err := rf.client(context.WithoutCancel(ctx), log)
-			if err != nil {
-				return err
-			}
-			defer closeQuietly(cli)
-			gw, err := gateway.Start(ctx, gateway.Config{Addr: strings.TrimPrefix(g.addr, "http://"), Etcd: cli, Logger: log})
-			if err != nil {
-				return err
-			}
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-			defer cancel()
-			return gw.Close(sctx)
+			return rf.run(cmd, func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (func(context.Context) error, error) {
+				gw, err := gateway.Start(ctx, gateway.Config{Addr: strings.TrimPrefix(g.addr, "http://"), Etcd: cli, Logger: log})
+				if err != nil {
+					return nil, err
+				}
+				return gw.Close, nil
+			})
 		},
 	}
 	rf.register(cmd)
@@ -78,23 +91,13 @@ func newSchedulerCmd() *cobra.Command {
 		Short: "Run a scheduler (one is elected leader) against an etcd cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(rf.logLevel)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			cli, err := rf.client(context.WithoutCancel(ctx), log)
-			if err != nil {
-				return err
-			}
-			defer closeQuietly(cli)
-			s, err := scheduler.Start(ctx, scheduler.Config{Etcd: cli, Logger: log})
-			if err != nil {
-				return err
-			}
-			<-ctx.Done()
-			s.Close()
-			return nil
+			return rf.run(cmd, func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (func(context.Context) error, error) {
+				s, err := scheduler.Start(ctx, scheduler.Config{Etcd: cli, Logger: log})
+				if err != nil {
+					return nil, err
+				}
+				return func(context.Context) error { s.Close(); return nil }, nil
+			})
 		},
 	}
 	rf.register(cmd)
@@ -112,23 +115,13 @@ func newWorkerCmd() *cobra.Command {
 		Short: "Run a worker against an etcd cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(rf.logLevel)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			cli, err := rf.client(context.WithoutCancel(ctx), log)
-			if err != nil {
-				return err
-			}
-			defer closeQuietly(cli)
-			w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
-			if err != nil {
-				return err
-			}
-			<-ctx.Done()
-			w.Close()
-			return nil
+			return rf.run(cmd, func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (func(context.Context) error, error) {
+				w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
+				if err != nil {
+					return nil, err
+				}
+				return func(context.Context) error { w.Close(); return nil }, nil
+			})
 		},
 	}
 	rf.register(cmd)
