@@ -79,6 +79,25 @@ type Vertex struct {
 	InputSchema *arrow.Schema
 	// Schema is the schema of the records the vertex emits (nil for sinks).
 	Schema *arrow.Schema
+	// SideOutputs are the vertex's named extra outputs, in declaration
+	// order: a process function's side_outputs, a window's late_output.
+	SideOutputs []SideOutput
+}
+
+// SideOutput is a named extra output of a vertex.
+type SideOutput struct {
+	Name   string
+	Schema *arrow.Schema
+}
+
+// SideOutput returns the schema of v's side output name, or nil.
+func (v *Vertex) SideOutput(name string) *arrow.Schema {
+	for _, so := range v.SideOutputs {
+		if so.Name == name {
+			return so.Schema
+		}
+	}
+	return nil
 }
 
 // Edge is one resolved edge.
@@ -88,8 +107,14 @@ type Edge struct {
 	From, To     *Vertex
 	Partitioning sabotv1.Partitioning // never UNSPECIFIED
 	KeyFields    []string
-	// KeyIndices are the positions of KeyFields in From.Schema.
+	// KeyIndices are the positions of KeyFields in Schema.
 	KeyIndices []int
+	// SideOutput names the side output of From the edge carries; empty
+	// for the main output.
+	SideOutput string
+	// Schema is the schema of the records on the edge: From.Schema, or the
+	// side output's.
+	Schema *arrow.Schema
 }
 
 // Chained reports whether the edge joins two operators into one task: a
@@ -180,7 +205,7 @@ func (r *resolver) resolve() *Graph {
 			r.fail("", field, "edge %s → %s names a vertex that does not exist", pe.GetFrom(), pe.GetTo())
 			continue
 		}
-		e := &Edge{Index: i, From: from, To: to, Partitioning: pe.GetPartitioning(), KeyFields: pe.GetKeyFields()}
+		e := &Edge{Index: i, From: from, To: to, Partitioning: pe.GetPartitioning(), KeyFields: pe.GetKeyFields(), SideOutput: pe.GetSideOutput()}
 		switch {
 		case e.Partitioning == sabotv1.Partitioning_PARTITIONING_UNSPECIFIED && from.Parallelism == to.Parallelism:
 			e.Partitioning = sabotv1.Partitioning_PARTITIONING_FORWARD
@@ -240,7 +265,7 @@ func kindOf(op *sabotv1.Operator) Kind {
 	switch op.GetKind().(type) {
 	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark, *sabotv1.Operator_KafkaSource, *sabotv1.Operator_FileSource:
 		return KindSource
-	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter, *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process:
+	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter, *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process, *sabotv1.Operator_Window:
 		return KindTransform
 	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole, *sabotv1.Operator_KafkaSink:
 		return KindSink
@@ -286,19 +311,30 @@ func SequenceSchema() *arrow.Schema {
 func (r *resolver) deriveSchema(v *Vertex) {
 	field := "operator"
 	if len(v.Inputs) > 0 {
-		v.InputSchema = v.Inputs[0].From.Schema
+		for _, e := range v.Inputs {
+			e.Schema = e.From.Schema
+			if e.SideOutput != "" {
+				e.Schema = e.From.SideOutput(e.SideOutput)
+				if e.Schema == nil {
+					r.fail(v.ID, fmt.Sprintf("graph.edges[%d].side_output", e.Index), "%s has no side output %q%s",
+						e.From.ID, e.SideOutput, sideOutputNames(e.From))
+					return
+				}
+			}
+		}
+		v.InputSchema = v.Inputs[0].Schema
 		for _, e := range v.Inputs[1:] {
-			if !e.From.Schema.Equal(v.InputSchema) {
+			if !e.Schema.Equal(v.InputSchema) {
 				r.fail(v.ID, "graph.edges", "inputs of %s disagree on schema: %s sends %s but %s sends %s",
-					v.ID, v.Inputs[0].From.ID, v.InputSchema, e.From.ID, e.From.Schema)
+					v.ID, edgeSource(v.Inputs[0]), v.InputSchema, edgeSource(e), e.Schema)
 				return
 			}
 		}
 		for _, e := range v.Inputs {
 			for j, k := range e.KeyFields {
-				idx := e.From.Schema.FieldIndices(k)
+				idx := e.Schema.FieldIndices(k)
 				if len(idx) == 0 {
-					r.fail(v.ID, fmt.Sprintf("graph.edges[%d].key_fields[%d]", e.Index, j), "key field %q is not a column of %s (columns: %s)", k, e.From.ID, columnNames(e.From.Schema))
+					r.fail(v.ID, fmt.Sprintf("graph.edges[%d].key_fields[%d]", e.Index, j), "key field %q is not a column of %s (columns: %s)", k, edgeSource(e), columnNames(e.Schema))
 					continue
 				}
 				e.KeyIndices = append(e.KeyIndices, idx[0])
@@ -355,7 +391,17 @@ func (r *resolver) deriveSchema(v *Vertex) {
 	case *sabotv1.Operator_Process:
 		if r.keyedInput(v, "process") {
 			v.Schema = r.columns(v, field+".process.output", op.Process.GetOutput())
+			for i, so := range op.Process.GetSideOutputs() {
+				sf := fmt.Sprintf("%s.process.side_outputs[%d]", field, i)
+				if v.SideOutput(so.GetName()) != nil {
+					r.fail(v.ID, sf+".name", "side output %q is declared twice", so.GetName())
+					continue
+				}
+				v.SideOutputs = append(v.SideOutputs, SideOutput{Name: so.GetName(), Schema: r.columns(v, sf+".columns", so.GetColumns())})
+			}
 		}
+	case *sabotv1.Operator_Window:
+		r.window(v, field+".window", op.Window)
 	case *sabotv1.Operator_KafkaSink:
 		for i, k := range op.KafkaSink.GetKeyFields() {
 			if len(v.InputSchema.FieldIndices(k)) == 0 {
@@ -369,6 +415,25 @@ func (r *resolver) deriveSchema(v *Vertex) {
 
 func (r *resolver) failExpr(vertex, field string, err error) {
 	r.errs = append(r.errs, &Error{Vertex: vertex, Field: field, Msg: err.Error(), Err: err})
+}
+
+// edgeSource names what an edge reads: a vertex, or vertex.side_output.
+func edgeSource(e *Edge) string {
+	if e.SideOutput != "" {
+		return e.From.ID + "." + e.SideOutput
+	}
+	return e.From.ID
+}
+
+func sideOutputNames(v *Vertex) string {
+	if len(v.SideOutputs) == 0 {
+		return " (it declares none)"
+	}
+	names := make([]string, 0, len(v.SideOutputs))
+	for _, so := range v.SideOutputs {
+		names = append(names, so.Name)
+	}
+	return " (side outputs: " + strings.Join(names, ", ") + ")"
 }
 
 func columnNames(s *arrow.Schema) string {

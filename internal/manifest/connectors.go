@@ -3,7 +3,10 @@ package manifest
 import (
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/goccy/go-yaml/ast"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 )
@@ -21,7 +24,18 @@ func kafkaSinkKeys() []string {
 func eventTimeKeys() []string {
 	return []string{"timestamp_field", "max_out_of_orderness_ms", "monotonous", "punctuated_marker_field", "idle_timeout_ms", "interval_ms"}
 }
-func processKeys() []string    { return []string{"name", "output", "config"} }
+func processKeys() []string {
+	return []string{"name", "output", "config", "side_outputs", "state_ttl_ms"}
+}
+func windowKeys() []string {
+	return []string{"tumbling", "sliding", "session", "cumulate", "global", "time", "timestamp_field", "trigger",
+		"evictor", "allowed_lateness_ms", "late_output", "aggregations", "function", "output", "config"}
+}
+func windowTimes() []string { return []string{"event", "processing"} }
+func triggerKeys() []string {
+	return []string{"event_time", "processing_time", "count", "continuous_event_time_ms", "continuous_processing_time_ms", "purging"}
+}
+func evictorKeys() []string    { return []string{"count", "time_ms", "delta", "evict_after"} }
 func kafkaStarts() []string    { return []string{"earliest", "latest", "timestamp"} }
 func recordFormats() []string  { return []string{"json", "raw", "csv"} }
 func badRecordNames() []string { return []string{"fail", "skip", "dead_letter"} }
@@ -29,7 +43,9 @@ func partitioners() []string   { return []string{"hash", "round_robin", "fixed"}
 func columnTypes() []string {
 	return []string{"int64", "float64", "string", "bool", "timestamp", "bytes"}
 }
-func aggregateNames() []string { return []string{"count", "sum", "min", "max", "avg"} }
+func aggregateNames() []string {
+	return []string{"count", "sum", "min", "max", "avg", "first", "last", "count_distinct"}
+}
 
 // strings returns a list of strings, or a single string as a list of one.
 func (d *decoder) strs(e entry, what string) []string {
@@ -194,10 +210,42 @@ func (d *decoder) kafkaSink(e entry) (*sabotv1.KafkaSink, bool) {
 var aggregateRe = regexp.MustCompile(`^\s*([A-Za-z_]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*$`) //nolint:gochecknoglobals // compiled once, immutable
 
 // keyedAggregate decodes an ordered mapping of output column →
-// "function(field)".
+// "function(field)", or the long form {aggregations: <that mapping>,
+// state_ttl_ms: N}.
 func (d *decoder) keyedAggregate(e entry) (*sabotv1.KeyedAggregate, bool) {
-	entries, ok := d.mapping(e.path, e.value, nil)
 	a := &sabotv1.KeyedAggregate{}
+	if m, isMap := e.value.(*ast.MappingNode); isMap && hasKey(m, "aggregations") {
+		entries, ok := d.mapping(e.path, e.value, []string{"aggregations", "state_ttl_ms"})
+		for _, x := range entries {
+			switch x.key {
+			case "aggregations":
+				a.Aggregations = d.aggregations(x)
+			case "state_ttl_ms":
+				a.StateTtlMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+			}
+		}
+		return a, ok
+	}
+	a.Aggregations = d.aggregations(e)
+	_, isMap := e.value.(*ast.MappingNode)
+	return a, isMap
+}
+
+// hasKey reports whether the mapping m has the key k.
+func hasKey(m *ast.MappingNode, k string) bool {
+	for _, v := range m.Values {
+		if v.Key != nil && v.Key.String() == k {
+			return true
+		}
+	}
+	return false
+}
+
+// aggregations decodes an ordered mapping of output column →
+// "function(field)".
+func (d *decoder) aggregations(e entry) []*sabotv1.Aggregation {
+	entries, _ := d.mapping(e.path, e.value, nil)
+	var aggs []*sabotv1.Aggregation
 	for _, x := range entries {
 		s, good := d.text(x, "an aggregate such as count, sum(amount) or avg(price)")
 		if !good {
@@ -227,9 +275,9 @@ func (d *decoder) keyedAggregate(e entry) (*sabotv1.KeyedAggregate, bool) {
 			d.errorf(x.valuePos(), x.path, "%s needs a column: %s(column)", fn, fn)
 			continue
 		}
-		a.Aggregations = append(a.Aggregations, &sabotv1.Aggregation{Name: x.key, Function: sabotv1.AggregateFunction(idx + 1), Field: field})
+		aggs = append(aggs, &sabotv1.Aggregation{Name: x.key, Function: sabotv1.AggregateFunction(idx + 1), Field: field})
 	}
-	return a, ok
+	return aggs
 }
 
 func (d *decoder) process(e entry) (*sabotv1.ProcessFunction, bool) {
@@ -243,7 +291,192 @@ func (d *decoder) process(e entry) (*sabotv1.ProcessFunction, bool) {
 			p.Output = d.columns(x)
 		case "config":
 			p.Config = d.labels(x)
+		case "side_outputs":
+			entries, _ := d.mapping(x.path, x.value, nil)
+			for _, so := range entries {
+				p.SideOutputs = append(p.SideOutputs, &sabotv1.SideOutput{Name: so.key, Columns: d.columns(so)})
+			}
+		case "state_ttl_ms":
+			p.StateTtlMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
 		}
 	}
 	return p, ok
+}
+
+// window decodes a window step: one assigner key, then its settings.
+func (d *decoder) window(e entry) (*sabotv1.WindowAggregate, bool) {
+	entries, ok := d.mapping(e.path, e.value, windowKeys())
+	w := &sabotv1.WindowAggregate{}
+	var assigners []string
+	ms := func(x entry) int64 { v, _ := d.integer(x, math.MinInt64, math.MaxInt64); return v }
+	for _, x := range entries {
+		switch x.key {
+		case "tumbling":
+			assigners = append(assigners, x.key)
+			t := &sabotv1.TumblingWindow{}
+			sub, _ := d.mapping(x.path, x.value, []string{"size_ms", "offset_ms"})
+			for _, y := range sub {
+				switch y.key {
+				case "size_ms":
+					t.SizeMs = ms(y)
+				case "offset_ms":
+					t.OffsetMs = ms(y)
+				}
+			}
+			w.Assigner = &sabotv1.WindowAggregate_Tumbling{Tumbling: t}
+		case "sliding":
+			assigners = append(assigners, x.key)
+			t := &sabotv1.SlidingWindow{}
+			sub, _ := d.mapping(x.path, x.value, []string{"size_ms", "slide_ms", "offset_ms"})
+			for _, y := range sub {
+				switch y.key {
+				case "size_ms":
+					t.SizeMs = ms(y)
+				case "slide_ms":
+					t.SlideMs = ms(y)
+				case "offset_ms":
+					t.OffsetMs = ms(y)
+				}
+			}
+			w.Assigner = &sabotv1.WindowAggregate_Sliding{Sliding: t}
+		case "session":
+			assigners = append(assigners, x.key)
+			t := &sabotv1.SessionWindow{}
+			sub, _ := d.mapping(x.path, x.value, []string{"gap_ms", "gap_field"})
+			for _, y := range sub {
+				switch y.key {
+				case "gap_ms":
+					t.GapMs = ms(y)
+				case "gap_field":
+					t.GapField, _ = d.text(y, "an int64 column name")
+				}
+			}
+			w.Assigner = &sabotv1.WindowAggregate_Session{Session: t}
+		case "cumulate":
+			assigners = append(assigners, x.key)
+			t := &sabotv1.CumulateWindow{}
+			sub, _ := d.mapping(x.path, x.value, []string{"step_ms", "max_size_ms", "offset_ms"})
+			for _, y := range sub {
+				switch y.key {
+				case "step_ms":
+					t.StepMs = ms(y)
+				case "max_size_ms":
+					t.MaxSizeMs = ms(y)
+				case "offset_ms":
+					t.OffsetMs = ms(y)
+				}
+			}
+			w.Assigner = &sabotv1.WindowAggregate_Cumulate{Cumulate: t}
+		case "global":
+			assigners = append(assigners, x.key)
+			if !isNull(x.value) {
+				_, _ = d.mapping(x.path, x.value, []string{})
+			}
+			w.Assigner = &sabotv1.WindowAggregate_Global{Global: &sabotv1.GlobalWindow{}}
+		case "time":
+			if i, good := d.enum(x, windowTimes()); good {
+				w.Time = sabotv1.WindowTime(i + 1)
+			}
+		case "timestamp_field":
+			w.TimestampField, _ = d.text(x, "a column name")
+		case "trigger":
+			w.Trigger = d.trigger(x)
+		case "evictor":
+			w.Evictor = d.evictor(x)
+		case "allowed_lateness_ms":
+			w.AllowedLatenessMs = ms(x)
+		case "late_output":
+			w.LateOutput, _ = d.text(x, "a side output name")
+		case "aggregations":
+			w.Aggregations = d.aggregations(x)
+		case "function":
+			w.Function, _ = d.text(x, "a registered function name")
+		case "output":
+			w.Output = d.columns(x)
+		case "config":
+			w.Config = d.labels(x)
+		}
+	}
+	if ok && len(assigners) != 1 {
+		d.errorf(e.pos, e.path, "a window needs exactly one of tumbling, sliding, session, cumulate or global, got %d", len(assigners))
+	}
+	return w, ok
+}
+
+func (d *decoder) trigger(e entry) *sabotv1.WindowTrigger {
+	entries, _ := d.mapping(e.path, e.value, triggerKeys())
+	t := &sabotv1.WindowTrigger{}
+	kinds := 0
+	for _, x := range entries {
+		switch x.key {
+		case "event_time":
+			kinds++
+			t.Kind = &sabotv1.WindowTrigger_EventTime{EventTime: d.boolean(x)}
+		case "processing_time":
+			kinds++
+			t.Kind = &sabotv1.WindowTrigger_ProcessingTime{ProcessingTime: d.boolean(x)}
+		case "count":
+			kinds++
+			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
+			t.Kind = &sabotv1.WindowTrigger_Count{Count: v}
+		case "continuous_event_time_ms":
+			kinds++
+			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
+			t.Kind = &sabotv1.WindowTrigger_ContinuousEventTimeMs{ContinuousEventTimeMs: v}
+		case "continuous_processing_time_ms":
+			kinds++
+			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
+			t.Kind = &sabotv1.WindowTrigger_ContinuousProcessingTimeMs{ContinuousProcessingTimeMs: v}
+		case "purging":
+			t.Purging = d.boolean(x)
+		}
+	}
+	if kinds > 1 {
+		d.errorf(e.pos, e.path, "set one trigger: event_time, processing_time, count, continuous_event_time_ms or continuous_processing_time_ms")
+	}
+	return t
+}
+
+func (d *decoder) evictor(e entry) *sabotv1.WindowEvictor {
+	entries, _ := d.mapping(e.path, e.value, evictorKeys())
+	ev := &sabotv1.WindowEvictor{}
+	kinds := 0
+	for _, x := range entries {
+		switch x.key {
+		case "count":
+			kinds++
+			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
+			ev.Kind = &sabotv1.WindowEvictor_Count{Count: v}
+		case "time_ms":
+			kinds++
+			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
+			ev.Kind = &sabotv1.WindowEvictor_TimeMs{TimeMs: v}
+		case "delta":
+			kinds++
+			de := &sabotv1.DeltaEvictor{}
+			sub, _ := d.mapping(x.path, x.value, []string{"field", "threshold"})
+			for _, y := range sub {
+				switch y.key {
+				case "field":
+					de.Field, _ = d.text(y, "a numeric column name")
+				case "threshold":
+					s, good := d.text(y, "a number")
+					if good {
+						f, err := strconv.ParseFloat(s, 64)
+						if err != nil {
+							d.errorf(y.valuePos(), y.path, "expected a number, got %q", s)
+						}
+						de.Threshold = f
+					}
+				}
+			}
+			ev.Kind = &sabotv1.WindowEvictor_Delta{Delta: de}
+		case "evict_after":
+			ev.EvictAfter = d.boolean(x)
+		}
+	}
+	if kinds > 1 {
+		d.errorf(e.pos, e.path, "set one evictor: count, time_ms or delta")
+	}
+	return ev
 }

@@ -26,7 +26,7 @@ func stepKeys() []string {
 }
 
 func operatorKeys() []string {
-	return []string{"sequence", "nexmark", "kafka_source", "file_source", "map", "filter", "keyed_aggregate", "process", "print", "file", "blackhole", "kafka_sink"}
+	return []string{"sequence", "nexmark", "kafka_source", "file_source", "map", "filter", "keyed_aggregate", "window", "process", "print", "file", "blackhole", "kafka_sink"}
 }
 func sequenceKeys() []string { return []string{"start", "end", "rows_per_second"} }
 func nexmarkKeys() []string  { return []string{"table", "seed", "events", "events_per_second"} }
@@ -89,9 +89,11 @@ type step struct {
 	vertex *sabotv1.Vertex
 }
 
-// ref is one step id written in a step's inputs.
+// ref is one step id written in a step's inputs, with the side output
+// read ("step.side") if any.
 type ref struct {
 	id   string
+	side string
 	path string // "steps[3].inputs[0]"
 	pos  pos
 }
@@ -493,7 +495,7 @@ func kindOf(op string) jobgraph.Kind {
 	switch op {
 	case "sequence", "nexmark", "kafka_source", "file_source":
 		return jobgraph.KindSource
-	case "map", "filter", "keyed_aggregate", "process":
+	case "map", "filter", "keyed_aggregate", "window", "process":
 		return jobgraph.KindTransform
 	default:
 		return jobgraph.KindSink
@@ -561,6 +563,10 @@ func (d *decoder) operator(s *step, e entry) bool {
 	case "process":
 		p, ok := d.process(e)
 		o.Kind = &sabotv1.Operator_Process{Process: p}
+		return ok
+	case "window":
+		w, ok := d.window(e)
+		o.Kind = &sabotv1.Operator_Window{Window: w}
 		return ok
 	case "blackhole":
 		_, ok := d.mapping(e.path, e.value, []string{})
@@ -657,6 +663,10 @@ func (d *decoder) connect(g *sabotv1.JobGraph) {
 		}
 
 		for j, r := range refs {
+			// "step.name" reads the side output name of step.
+			if id, side, ok := strings.Cut(r.id, "."); ok && !implicit {
+				r.id, r.side = id, side
+			}
 			from, ok := d.byID[r.id]
 			if !ok {
 				if r.id != "" {
@@ -675,6 +685,7 @@ func (d *decoder) connect(g *sabotv1.JobGraph) {
 				To:           s.id,
 				Partitioning: part,
 				KeyFields:    s.keyBy,
+				SideOutput:   r.side,
 			})
 		}
 	}

@@ -196,7 +196,14 @@ func (d *decoder) vertexPath(s *step, el []elem) (path string, isExpr bool) {
 		col := childPath(base, s.columns[j])
 		return col, len(rest) > 1 && rest[1].name == "expr"
 	default:
-		return base + "." + rest[0].name, false
+		path := base
+		for _, e := range rest {
+			path += "." + e.name
+			if e.index >= 0 {
+				path += fmt.Sprintf("[%d]", e.index)
+			}
+		}
+		return path, false
 	}
 }
 

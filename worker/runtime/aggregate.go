@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -36,6 +37,7 @@ type aggregateOp struct {
 	aggs   []aggSpec
 	codec  *accCodec
 	acc    *state.ValueState[[]aggAcc]
+	ttl    time.Duration
 
 	// per batch, reused
 	groups map[string]int32
@@ -69,7 +71,8 @@ func newAggregateOp(spec *sabotv1.KeyedAggregate, v *jobgraph.Vertex, info TaskI
 	if err != nil {
 		return nil, err
 	}
-	a := &aggregateOp{mem: e.mem, schema: v.Schema, keys: keys, st: newKeyedState(v, info, e), groups: make(map[string]int32)}
+	a := &aggregateOp{mem: e.mem, schema: v.Schema, keys: keys, st: newKeyedState(v, info, e), groups: make(map[string]int32),
+		ttl: time.Duration(spec.GetStateTtlMs()) * time.Millisecond}
 	nk := len(keys.keys)
 	if v.Schema.NumFields() != nk+len(spec.GetAggregations()) {
 		return nil, fmt.Errorf("keyed aggregate: resolved schema has %d columns, want %d keys and %d aggregations",
@@ -107,7 +110,10 @@ func (a *aggregateOp) Open(context.Context) error {
 		return err
 	}
 	var err error
-	a.acc, err = state.Value(a.st.keyed, state.ValueDescriptor[[]aggAcc]{Name: "acc", Codec: a.codec})
+	a.acc, err = state.Value(a.st.keyed, state.ValueDescriptor[[]aggAcc]{Name: "acc", Codec: a.codec,
+		// Idle state retention: OnCreateAndWrite (every row writes), never
+		// return expired (a key comes back from zero).
+		TTL: state.TTLConfig{TTL: a.ttl}})
 	if err != nil {
 		return err
 	}
@@ -142,6 +148,11 @@ func (a *aggregateOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, o
 	n := int(rec.NumRows())
 	if n == 0 {
 		return nil
+	}
+	if a.ttl > 0 {
+		if err := a.st.cleanup(); err != nil {
+			return err
+		}
 	}
 	if err := a.keys.prepare(rec); err != nil {
 		return err

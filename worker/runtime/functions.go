@@ -97,7 +97,7 @@ func (f *countPerKey) Open(ctx *ProcessContext) error {
 	if f.countCol, err = outputColumn(ctx, "count", arrow.INT64); err != nil {
 		return err
 	}
-	f.count, err = state.Value(ctx.Keyed(), state.ValueDescriptor[int64]{Name: "count", Codec: state.Int64Codec{}})
+	f.count, err = state.Value(ctx.Keyed(), state.ValueDescriptor[int64]{Name: "count", Codec: state.Int64Codec{}, TTL: state.TTLConfig{TTL: ctx.StateTTL()}})
 	return err
 }
 
@@ -161,7 +161,7 @@ func (f *eventTimeAlert) Open(ctx *ProcessContext) error {
 	if f.atCol, err = outputColumn(ctx, "fired_at", arrow.TIMESTAMP); err != nil {
 		return err
 	}
-	f.counts, err = state.Map(ctx.Keyed(), state.MapDescriptor[int64, int64]{Name: "counts", KeyCodec: state.Int64Codec{}, ValueCodec: state.Int64Codec{}})
+	f.counts, err = state.Map(ctx.Keyed(), state.MapDescriptor[int64, int64]{Name: "counts", KeyCodec: state.Int64Codec{}, ValueCodec: state.Int64Codec{}, TTL: state.TTLConfig{TTL: ctx.StateTTL()}})
 	return err
 }
 

@@ -442,6 +442,18 @@ func (k *keyedState) open() error {
 	return err
 }
 
+// cleanupPerBatch is how many state entries with a TTL a keyed operator
+// checks for expiry per input batch (Flink's incremental cleanup, which
+// checks a few entries per state access): expired state goes away in the
+// background even for keys never read again.
+const cleanupPerBatch = 256
+
+// cleanup runs one incremental TTL cleanup step.
+func (k *keyedState) cleanup() error {
+	_, err := k.backend.CleanupStep(cleanupPerBatch)
+	return err
+}
+
 // close closes the backend and, for pebble, removes its directory (state
 // outlives its task only through checkpoints, a later milestone). It is
 // idempotent and tolerates a failed open.
@@ -480,7 +492,7 @@ func pathPart(s, def string) string {
 // isKeyed reports whether v runs a keyed operator (and so has state).
 func isKeyed(v *jobgraph.Vertex) bool {
 	switch v.Operator.GetKind().(type) {
-	case *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process:
+	case *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process, *sabotv1.Operator_Window:
 		return true
 	default:
 		return false

@@ -617,3 +617,48 @@ func TestPebbleStateDirRemoved(t *testing.T) {
 		t.Fatalf("state dir after close: %v", err)
 	}
 }
+
+// TestKeyedAggregateStateTTL: with state_ttl_ms (idle state retention) a
+// key that saw no row for the TTL starts again from zero, while a key
+// written within the TTL keeps counting; incremental cleanup removes the
+// expired key's state without it ever being read again.
+func TestKeyedAggregateStateTTL(t *testing.T) {
+	t.Parallel()
+	in := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	aggs := []*sabotv1.Aggregation{agg("n", fnCount, "")}
+	for _, b := range backends {
+		t.Run(backendName(b), func(t *testing.T) {
+			t.Parallel()
+			op := aggOp(aggs...)
+			op.GetKeyedAggregate().StateTtlMs = 1000
+			h, err := newKeyedHarness(t, op, in, []int{0}, aggSchema(t, in, []int{0}, aggs...), harnessOpt{backend: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.mustProcess([]any{"a"}, []any{"b"}, []any{"gone"})
+			h.expect("first", `{"k":"a","n":1}`, `{"k":"b","n":1}`, `{"k":"gone","n":1}`)
+			h.clock.Advance(600 * time.Millisecond)
+			h.mustProcess([]any{"a"})
+			h.expect("a within the TTL", `{"k":"a","n":2}`)
+			h.clock.Advance(600 * time.Millisecond) // b and gone: 1200 ms idle; a: 600 ms
+			h.mustProcess([]any{"a"}, []any{"b"})
+			h.expect("b expired, a kept", `{"k":"a","n":3}`, `{"k":"b","n":1}`)
+			// "gone" is never read again: the cleanup steps run per batch
+			// must have removed it.
+			ag := h.op.(*aggregateOp)
+			var keys []string
+			err = ag.st.backend.IterateKeyGroups(ag.st.backend.KeyGroups(), func(e *state.Entry) error {
+				keys = append(keys, string(e.Key))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if strings.Contains(k, "gone") {
+					t.Fatalf("expired key still stored after cleanup: %q (all: %q)", k, keys)
+				}
+			}
+		})
+	}
+}

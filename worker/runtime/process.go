@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -114,6 +115,28 @@ func (c *ProcessContext) OutputSchema() *arrow.Schema { return c.op.out.schema }
 // KeyFields are the key columns of the input, in key order.
 func (c *ProcessContext) KeyFields() []arrow.Field { return c.op.keys.fields }
 
+// Output returns the Collector of the side output name, one of the
+// operator's declared side_outputs (Flink's ctx.output(tag, value)): rows
+// collected there go to the edges that read the side output, in the side
+// output's columns (SideOutputSchema). An undeclared name is an error.
+func (c *ProcessContext) Output(name string) (*Collector, error) {
+	for _, s := range c.op.sides {
+		if s.name == name {
+			return s.c, nil
+		}
+	}
+	names := make([]string, 0, len(c.op.sides))
+	for _, s := range c.op.sides {
+		names = append(names, s.name)
+	}
+	return nil, fmt.Errorf("runtime: process function %q has no side output %q (declared: %v)", c.op.name, name, names)
+}
+
+// StateTTL is the time-to-live the job spec sets for the function's keyed
+// state (ProcessFunction.state_ttl_ms), 0 for none. Functions apply it to
+// the state they create: state.TTLConfig{TTL: ctx.StateTTL()}.
+func (c *ProcessContext) StateTTL() time.Duration { return c.op.ttl }
+
 // Keyed is the operator's keyed state context: create state handles on it
 // in Open (state.Value(ctx.Keyed(), ...)); they follow the current key.
 func (c *ProcessContext) Keyed() *state.Keyed { return c.op.st.keyed }
@@ -209,6 +232,8 @@ type processOp struct {
 	wm     int64
 	ctx    ProcessContext
 	out    *Collector
+	sides  []*sideCollector
+	ttl    time.Duration
 
 	onEvent, onProc func(state.Timer) error
 }
@@ -239,6 +264,10 @@ func newProcessOp(spec *sabotv1.ProcessFunction, v *jobgraph.Vertex, info TaskIn
 		name: name, fn: fn, info: info, logger: e.logger, clock: e.clock, in: v.InputSchema,
 		keys: keys, st: newKeyedState(v, info, e), tsCol: tsCol, wm: MinWatermark,
 		out: newCollector(e.mem, v.Schema, e.batchSize),
+		ttl: time.Duration(spec.GetStateTtlMs()) * time.Millisecond,
+	}
+	for _, so := range v.SideOutputs {
+		p.sides = append(p.sides, &sideCollector{name: so.Name, c: newCollector(e.mem, so.Schema, e.batchSize)})
 	}
 	p.ctx.op = p
 	p.onEvent = func(t state.Timer) error { return p.fire(t, EventTime) }
@@ -283,13 +312,54 @@ func (p *processOp) Open(context.Context) error {
 
 func (p *processOp) Close() error {
 	p.out.release()
+	for _, s := range p.sides {
+		s.c.release()
+	}
 	return p.st.close()
 }
 
-func (p *processOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
+// sideCollector collects the rows of one declared side output.
+type sideCollector struct {
+	name string
+	c    *Collector
+}
+
+// bind points the main and side collectors at out for one call.
+func (p *processOp) bind(ctx context.Context, out Output) {
 	p.out.bind(ctx, out)
-	defer p.out.unbind()
+	for _, s := range p.sides {
+		s.c.bind(ctx, SideOutputOf(out, s.name))
+	}
+}
+
+func (p *processOp) unbind() {
+	p.out.unbind()
+	for _, s := range p.sides {
+		s.c.unbind()
+	}
+}
+
+// flush sends what the call collected: main output first, then the side
+// outputs in declaration order.
+func (p *processOp) flush() error {
+	if err := p.out.flush(); err != nil {
+		return err
+	}
+	for _, s := range p.sides {
+		if err := s.c.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *processOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
+	p.bind(ctx, out)
+	defer p.unbind()
 	if err := p.fireProcessingTime(); err != nil {
+		return err
+	}
+	if err := p.st.cleanup(); err != nil {
 		return err
 	}
 	if err := p.keys.prepare(rec); err != nil {
@@ -306,31 +376,31 @@ func (p *processOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out
 			return fmt.Errorf("process function %q: %w", p.name, err)
 		}
 	}
-	return p.out.flush()
+	return p.flush()
 }
 
 func (p *processOp) ProcessWatermark(ctx context.Context, wm int64, out Output) error {
-	p.out.bind(ctx, out)
-	defer p.out.unbind()
+	p.bind(ctx, out)
+	defer p.unbind()
 	if err := p.fireProcessingTime(); err != nil {
 		return err
 	}
 	if err := p.advance(wm); err != nil {
 		return err
 	}
-	return p.out.flush()
+	return p.flush()
 }
 
 func (p *processOp) Finish(ctx context.Context, out Output) error {
-	p.out.bind(ctx, out)
-	defer p.out.unbind()
+	p.bind(ctx, out)
+	defer p.unbind()
 	if err := p.advance(MaxWatermark); err != nil {
 		return err
 	}
 	if err := p.fireProcessingTime(); err != nil {
 		return err
 	}
-	return p.out.flush()
+	return p.flush()
 }
 
 // advance moves the watermark to wm and fires the event-time timers due.

@@ -161,17 +161,21 @@ func buildNode(cfg Config, v *jobgraph.Vertex, s int, x Exchange, e *env, t *tas
 		n.op = op
 	}
 	for _, out := range v.Outputs {
+		f := &n.out
+		if out.SideOutput != "" {
+			f = n.out.side(out.SideOutput)
+		}
 		if out.Chained() {
 			c, err := buildNode(cfg, out.To, s, x, e, t)
 			if err != nil {
 				return nil, err
 			}
-			n.out.chained = append(n.out.chained, c)
+			f.chained = append(f.chained, c)
 			continue
 		}
 		w := newEdgeWriter(out, x, s, cfg.Graph.MaxParallelism, e.mem)
 		w.origin = &t.origin
-		n.out.edges = append(n.out.edges, w)
+		f.edges = append(f.edges, w)
 	}
 	return n, nil
 }

@@ -25,11 +25,62 @@ type node struct {
 
 // fanout is a node's Output: chained children are called directly, in
 // the same goroutine, and exchange edges are written to their channels.
+// A node's side outputs are fanouts of their own (sides), one per side
+// output some edge reads; they get the node's watermarks, watermark
+// statuses and end of input as the main output does (Flink forwards
+// watermarks to side outputs too).
 type fanout struct {
 	chained []*node
 	edges   []*edgeWriter
+	sides   []*sideFanout
 	idle    bool // watermark status last sent
 }
+
+// sideFanout is one named side output of a node.
+type sideFanout struct {
+	name string
+	fanout
+}
+
+// side returns the side output name, creating it.
+func (f *fanout) side(name string) *fanout {
+	for _, s := range f.sides {
+		if s.name == name {
+			return &s.fanout
+		}
+	}
+	s := &sideFanout{name: name}
+	f.sides = append(f.sides, s)
+	return &s.fanout
+}
+
+// Side returns the Output of side output name; rows emitted to a side
+// output no edge reads are dropped (as Flink's unconsumed OutputTag).
+func (f *fanout) Side(name string) Output {
+	for _, s := range f.sides {
+		if s.name == name {
+			return &s.fanout
+		}
+	}
+	return discardOutput{}
+}
+
+// SideOutputOf returns the side output name of out: what an operator emits
+// rows of a side output to. An Output without side outputs (a test's
+// collector) yields one that drops.
+func SideOutputOf(out Output, name string) Output {
+	if so, ok := out.(interface{ Side(name string) Output }); ok {
+		return so.Side(name)
+	}
+	return discardOutput{}
+}
+
+// discardOutput drops everything.
+type discardOutput struct{}
+
+func (discardOutput) Emit(context.Context, arrow.RecordBatch) error { return nil }
+func (discardOutput) EmitWatermark(context.Context, int64) error    { return nil }
+func (discardOutput) EmitIdle(context.Context, bool) error          { return nil }
 
 func (f *fanout) Emit(ctx context.Context, rec arrow.RecordBatch) error {
 	for _, c := range f.chained {
@@ -56,6 +107,11 @@ func (f *fanout) EmitWatermark(ctx context.Context, wm int64) error {
 			return tagVertex(e.edge.From.ID, err)
 		}
 	}
+	for _, s := range f.sides {
+		if err := s.EmitWatermark(ctx, wm); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -77,6 +133,11 @@ func (f *fanout) EmitIdle(ctx context.Context, idle bool) error {
 			return tagVertex(e.edge.From.ID, err)
 		}
 	}
+	for _, s := range f.sides {
+		if err := s.EmitIdle(ctx, idle); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -96,14 +157,24 @@ func (n *node) finish(ctx context.Context) error {
 			return tagVertex(n.vertex.ID, err)
 		}
 	}
-	for _, c := range n.out.chained {
+	return n.out.finish(ctx, n.vertex.ID)
+}
+
+// finish ends the input of everything downstream of f.
+func (f *fanout) finish(ctx context.Context, vertexID string) error {
+	for _, c := range f.chained {
 		if err := c.finish(ctx); err != nil {
 			return err
 		}
 	}
-	for _, e := range n.out.edges {
+	for _, e := range f.edges {
 		if err := e.endOfInput(ctx); err != nil {
-			return tagVertex(n.vertex.ID, err)
+			return tagVertex(vertexID, err)
+		}
+	}
+	for _, s := range f.sides {
+		if err := s.finish(ctx, vertexID); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -551,6 +551,12 @@ const (
 	AggregateFunction_AGGREGATE_FUNCTION_MIN         AggregateFunction = 3
 	AggregateFunction_AGGREGATE_FUNCTION_MAX         AggregateFunction = 4
 	AggregateFunction_AGGREGATE_FUNCTION_AVG         AggregateFunction = 5
+	// The value of the first row (in arrival order; windows only).
+	AggregateFunction_AGGREGATE_FUNCTION_FIRST AggregateFunction = 6
+	// The value of the last row (in arrival order; windows only).
+	AggregateFunction_AGGREGATE_FUNCTION_LAST AggregateFunction = 7
+	// The number of distinct non-null values (windows only).
+	AggregateFunction_AGGREGATE_FUNCTION_COUNT_DISTINCT AggregateFunction = 8
 )
 
 // Enum value maps for AggregateFunction.
@@ -562,14 +568,20 @@ var (
 		3: "AGGREGATE_FUNCTION_MIN",
 		4: "AGGREGATE_FUNCTION_MAX",
 		5: "AGGREGATE_FUNCTION_AVG",
+		6: "AGGREGATE_FUNCTION_FIRST",
+		7: "AGGREGATE_FUNCTION_LAST",
+		8: "AGGREGATE_FUNCTION_COUNT_DISTINCT",
 	}
 	AggregateFunction_value = map[string]int32{
-		"AGGREGATE_FUNCTION_UNSPECIFIED": 0,
-		"AGGREGATE_FUNCTION_COUNT":       1,
-		"AGGREGATE_FUNCTION_SUM":         2,
-		"AGGREGATE_FUNCTION_MIN":         3,
-		"AGGREGATE_FUNCTION_MAX":         4,
-		"AGGREGATE_FUNCTION_AVG":         5,
+		"AGGREGATE_FUNCTION_UNSPECIFIED":    0,
+		"AGGREGATE_FUNCTION_COUNT":          1,
+		"AGGREGATE_FUNCTION_SUM":            2,
+		"AGGREGATE_FUNCTION_MIN":            3,
+		"AGGREGATE_FUNCTION_MAX":            4,
+		"AGGREGATE_FUNCTION_AVG":            5,
+		"AGGREGATE_FUNCTION_FIRST":          6,
+		"AGGREGATE_FUNCTION_LAST":           7,
+		"AGGREGATE_FUNCTION_COUNT_DISTINCT": 8,
 	}
 )
 
@@ -598,6 +610,56 @@ func (x AggregateFunction) Number() protoreflect.EnumNumber {
 // Deprecated: Use AggregateFunction.Descriptor instead.
 func (AggregateFunction) EnumDescriptor() ([]byte, []int) {
 	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
+}
+
+// WindowTime is the clock windows are measured in.
+type WindowTime int32
+
+const (
+	WindowTime_WINDOW_TIME_UNSPECIFIED WindowTime = 0
+	WindowTime_WINDOW_TIME_EVENT       WindowTime = 1
+	WindowTime_WINDOW_TIME_PROCESSING  WindowTime = 2
+)
+
+// Enum value maps for WindowTime.
+var (
+	WindowTime_name = map[int32]string{
+		0: "WINDOW_TIME_UNSPECIFIED",
+		1: "WINDOW_TIME_EVENT",
+		2: "WINDOW_TIME_PROCESSING",
+	}
+	WindowTime_value = map[string]int32{
+		"WINDOW_TIME_UNSPECIFIED": 0,
+		"WINDOW_TIME_EVENT":       1,
+		"WINDOW_TIME_PROCESSING":  2,
+	}
+)
+
+func (x WindowTime) Enum() *WindowTime {
+	p := new(WindowTime)
+	*p = x
+	return p
+}
+
+func (x WindowTime) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WindowTime) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[10].Descriptor()
+}
+
+func (WindowTime) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[10]
+}
+
+func (x WindowTime) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WindowTime.Descriptor instead.
+func (WindowTime) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 // JobState is the lifecycle of a job:
@@ -661,11 +723,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[10].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[11].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[10]
+	return &file_sabot_v1_job_proto_enumTypes[11]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -674,7 +736,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 // TaskState is the lifecycle of one subtask attempt on a worker.
@@ -720,11 +782,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[11].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[12].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[11]
+	return &file_sabot_v1_job_proto_enumTypes[12]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -733,7 +795,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 // JobSpec is what a user deploys: a named dataflow graph and how wide to run it.
@@ -962,7 +1024,11 @@ type Edge struct {
 	Partitioning Partitioning `protobuf:"varint,3,opt,name=partitioning,proto3,enum=sabot.v1.Partitioning" json:"partitioning,omitempty"`
 	// Fields whose values form the key; required for PARTITIONING_HASH and
 	// empty otherwise.
-	KeyFields     []string `protobuf:"bytes,4,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
+	KeyFields []string `protobuf:"bytes,4,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
+	// Name of a side output of `from` to read instead of its main output
+	// (Flink's getSideOutput(tag)): a process function's declared side
+	// output, or a window's late_output. Empty reads the main output.
+	SideOutput    string `protobuf:"bytes,5,opt,name=side_output,json=sideOutput,proto3" json:"side_output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1025,6 +1091,13 @@ func (x *Edge) GetKeyFields() []string {
 	return nil
 }
 
+func (x *Edge) GetSideOutput() string {
+	if x != nil {
+		return x.SideOutput
+	}
+	return ""
+}
+
 // Operator is what a vertex does. New kinds (Kafka, windows, joins, SQL,
 // functions) are added as new fields of the oneof, so older graphs keep
 // their meaning.
@@ -1040,6 +1113,7 @@ type Operator struct {
 	//	*Operator_Filter
 	//	*Operator_KeyedAggregate
 	//	*Operator_Process
+	//	*Operator_Window
 	//	*Operator_Print
 	//	*Operator_File
 	//	*Operator_Blackhole
@@ -1158,6 +1232,15 @@ func (x *Operator) GetProcess() *ProcessFunction {
 	return nil
 }
 
+func (x *Operator) GetWindow() *WindowAggregate {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_Window); ok {
+			return x.Window
+		}
+	}
+	return nil
+}
+
 func (x *Operator) GetPrint() *PrintSink {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_Print); ok {
@@ -1232,6 +1315,10 @@ type Operator_Process struct {
 	Process *ProcessFunction `protobuf:"bytes,35,opt,name=process,proto3,oneof"`
 }
 
+type Operator_Window struct {
+	Window *WindowAggregate `protobuf:"bytes,36,opt,name=window,proto3,oneof"`
+}
+
 type Operator_Print struct {
 	// Sinks: 128 and up.
 	Print *PrintSink `protobuf:"bytes,128,opt,name=print,proto3,oneof"`
@@ -1264,6 +1351,8 @@ func (*Operator_Filter) isOperator_Kind() {}
 func (*Operator_KeyedAggregate) isOperator_Kind() {}
 
 func (*Operator_Process) isOperator_Kind() {}
+
+func (*Operator_Window) isOperator_Kind() {}
 
 func (*Operator_Print) isOperator_Kind() {}
 
@@ -2242,8 +2331,13 @@ func (x *Aggregation) GetField() string {
 // GROUP BY without windows). Its input must be a hash edge; the key is the
 // edge's key_fields.
 type KeyedAggregate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Aggregations  []*Aggregation         `protobuf:"bytes,1,rep,name=aggregations,proto3" json:"aggregations,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Aggregations []*Aggregation         `protobuf:"bytes,1,rep,name=aggregations,proto3" json:"aggregations,omitempty"`
+	// Idle state retention (Flink SQL's table.exec.state.ttl): a key's
+	// aggregates are dropped once the key has seen no row for this long, in
+	// processing time; a row after that starts from zero. 0 keeps state
+	// forever.
+	StateTtlMs    int64 `protobuf:"varint,2,opt,name=state_ttl_ms,json=stateTtlMs,proto3" json:"state_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2285,6 +2379,836 @@ func (x *KeyedAggregate) GetAggregations() []*Aggregation {
 	return nil
 }
 
+func (x *KeyedAggregate) GetStateTtlMs() int64 {
+	if x != nil {
+		return x.StateTtlMs
+	}
+	return 0
+}
+
+// WindowAggregate groups a keyed stream's rows into windows and emits one
+// result row per key and window firing (Flink's WindowedStream). Its input
+// must be a hash edge; the key is the edge's key_fields. Results are either
+// built-in aggregates (aggregations) or a window function registered by
+// name in the worker (function, with output columns); built-in aggregate
+// rows are the key columns, the aggregates, then window_start and
+// window_end (timestamps; the window is [window_start, window_end)).
+type WindowAggregate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How rows are assigned to windows.
+	//
+	// Types that are valid to be assigned to Assigner:
+	//
+	//	*WindowAggregate_Tumbling
+	//	*WindowAggregate_Sliding
+	//	*WindowAggregate_Session
+	//	*WindowAggregate_Cumulate
+	//	*WindowAggregate_Global
+	Assigner isWindowAggregate_Assigner `protobuf_oneof:"assigner"`
+	// Event time (the default: the rows' timestamps and the watermarks) or
+	// processing time (the worker's clock when a row arrives).
+	Time WindowTime `protobuf:"varint,6,opt,name=time,proto3,enum=sabot.v1.WindowTime" json:"time,omitempty"`
+	// Input column holding the event time (a timestamp or an int64 of ms).
+	// Empty: the input's first timestamp column.
+	TimestampField string `protobuf:"bytes,7,opt,name=timestamp_field,json=timestampField,proto3" json:"timestamp_field,omitempty"`
+	// When a window emits; absent means the assigner's default (event-time
+	// trigger for event-time windows, processing-time trigger for
+	// processing-time windows; a global window needs a trigger).
+	Trigger *WindowTrigger `protobuf:"bytes,8,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// Removes rows from a window before or after its function runs. A window
+	// with an evictor keeps its rows, not just accumulators.
+	Evictor *WindowEvictor `protobuf:"bytes,9,opt,name=evictor,proto3" json:"evictor,omitempty"`
+	// How long after a window's end (in event time) late rows still update
+	// it; each such row fires the window again with the updated result.
+	AllowedLatenessMs int64 `protobuf:"varint,10,opt,name=allowed_lateness_ms,json=allowedLatenessMs,proto3" json:"allowed_lateness_ms,omitempty"`
+	// Name of a side output that receives rows too late for every window
+	// they belong to (input columns); empty drops them (counted).
+	LateOutput string `protobuf:"bytes,11,opt,name=late_output,json=lateOutput,proto3" json:"late_output,omitempty"`
+	// Built-in aggregates, one output column each.
+	Aggregations []*Aggregation `protobuf:"bytes,12,rep,name=aggregations,proto3" json:"aggregations,omitempty"`
+	// A window function or aggregate function registered in the worker by
+	// this name, instead of aggregations.
+	Function string `protobuf:"bytes,13,opt,name=function,proto3" json:"function,omitempty"`
+	// The function's output columns (with function only).
+	Output []*Column `protobuf:"bytes,14,rep,name=output,proto3" json:"output,omitempty"`
+	// Free-form settings passed to the function.
+	Config        map[string]string `protobuf:"bytes,15,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowAggregate) Reset() {
+	*x = WindowAggregate{}
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowAggregate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowAggregate) ProtoMessage() {}
+
+func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowAggregate.ProtoReflect.Descriptor instead.
+func (*WindowAggregate) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WindowAggregate) GetAssigner() isWindowAggregate_Assigner {
+	if x != nil {
+		return x.Assigner
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetTumbling() *TumblingWindow {
+	if x != nil {
+		if x, ok := x.Assigner.(*WindowAggregate_Tumbling); ok {
+			return x.Tumbling
+		}
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetSliding() *SlidingWindow {
+	if x != nil {
+		if x, ok := x.Assigner.(*WindowAggregate_Sliding); ok {
+			return x.Sliding
+		}
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetSession() *SessionWindow {
+	if x != nil {
+		if x, ok := x.Assigner.(*WindowAggregate_Session); ok {
+			return x.Session
+		}
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetCumulate() *CumulateWindow {
+	if x != nil {
+		if x, ok := x.Assigner.(*WindowAggregate_Cumulate); ok {
+			return x.Cumulate
+		}
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetGlobal() *GlobalWindow {
+	if x != nil {
+		if x, ok := x.Assigner.(*WindowAggregate_Global); ok {
+			return x.Global
+		}
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetTime() WindowTime {
+	if x != nil {
+		return x.Time
+	}
+	return WindowTime_WINDOW_TIME_UNSPECIFIED
+}
+
+func (x *WindowAggregate) GetTimestampField() string {
+	if x != nil {
+		return x.TimestampField
+	}
+	return ""
+}
+
+func (x *WindowAggregate) GetTrigger() *WindowTrigger {
+	if x != nil {
+		return x.Trigger
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetEvictor() *WindowEvictor {
+	if x != nil {
+		return x.Evictor
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetAllowedLatenessMs() int64 {
+	if x != nil {
+		return x.AllowedLatenessMs
+	}
+	return 0
+}
+
+func (x *WindowAggregate) GetLateOutput() string {
+	if x != nil {
+		return x.LateOutput
+	}
+	return ""
+}
+
+func (x *WindowAggregate) GetAggregations() []*Aggregation {
+	if x != nil {
+		return x.Aggregations
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *WindowAggregate) GetOutput() []*Column {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *WindowAggregate) GetConfig() map[string]string {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type isWindowAggregate_Assigner interface {
+	isWindowAggregate_Assigner()
+}
+
+type WindowAggregate_Tumbling struct {
+	Tumbling *TumblingWindow `protobuf:"bytes,1,opt,name=tumbling,proto3,oneof"`
+}
+
+type WindowAggregate_Sliding struct {
+	Sliding *SlidingWindow `protobuf:"bytes,2,opt,name=sliding,proto3,oneof"`
+}
+
+type WindowAggregate_Session struct {
+	Session *SessionWindow `protobuf:"bytes,3,opt,name=session,proto3,oneof"`
+}
+
+type WindowAggregate_Cumulate struct {
+	Cumulate *CumulateWindow `protobuf:"bytes,4,opt,name=cumulate,proto3,oneof"`
+}
+
+type WindowAggregate_Global struct {
+	Global *GlobalWindow `protobuf:"bytes,5,opt,name=global,proto3,oneof"`
+}
+
+func (*WindowAggregate_Tumbling) isWindowAggregate_Assigner() {}
+
+func (*WindowAggregate_Sliding) isWindowAggregate_Assigner() {}
+
+func (*WindowAggregate_Session) isWindowAggregate_Assigner() {}
+
+func (*WindowAggregate_Cumulate) isWindowAggregate_Assigner() {}
+
+func (*WindowAggregate_Global) isWindowAggregate_Assigner() {}
+
+// TumblingWindow: fixed-size, non-overlapping windows
+// [offset + k·size, offset + (k+1)·size).
+type TumblingWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SizeMs        int64                  `protobuf:"varint,1,opt,name=size_ms,json=sizeMs,proto3" json:"size_ms,omitempty"`
+	OffsetMs      int64                  `protobuf:"varint,2,opt,name=offset_ms,json=offsetMs,proto3" json:"offset_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TumblingWindow) Reset() {
+	*x = TumblingWindow{}
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TumblingWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TumblingWindow) ProtoMessage() {}
+
+func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TumblingWindow.ProtoReflect.Descriptor instead.
+func (*TumblingWindow) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TumblingWindow) GetSizeMs() int64 {
+	if x != nil {
+		return x.SizeMs
+	}
+	return 0
+}
+
+func (x *TumblingWindow) GetOffsetMs() int64 {
+	if x != nil {
+		return x.OffsetMs
+	}
+	return 0
+}
+
+// SlidingWindow (Flink SQL's HOP): windows of size_ms starting every
+// slide_ms; a row belongs to size/slide windows.
+type SlidingWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SizeMs        int64                  `protobuf:"varint,1,opt,name=size_ms,json=sizeMs,proto3" json:"size_ms,omitempty"`
+	SlideMs       int64                  `protobuf:"varint,2,opt,name=slide_ms,json=slideMs,proto3" json:"slide_ms,omitempty"`
+	OffsetMs      int64                  `protobuf:"varint,3,opt,name=offset_ms,json=offsetMs,proto3" json:"offset_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlidingWindow) Reset() {
+	*x = SlidingWindow{}
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlidingWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlidingWindow) ProtoMessage() {}
+
+func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlidingWindow.ProtoReflect.Descriptor instead.
+func (*SlidingWindow) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SlidingWindow) GetSizeMs() int64 {
+	if x != nil {
+		return x.SizeMs
+	}
+	return 0
+}
+
+func (x *SlidingWindow) GetSlideMs() int64 {
+	if x != nil {
+		return x.SlideMs
+	}
+	return 0
+}
+
+func (x *SlidingWindow) GetOffsetMs() int64 {
+	if x != nil {
+		return x.OffsetMs
+	}
+	return 0
+}
+
+// SessionWindow: per key, rows closer than the gap form one window
+// [first, last + gap); windows merge as rows bridge them.
+type SessionWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fixed gap.
+	GapMs int64 `protobuf:"varint,1,opt,name=gap_ms,json=gapMs,proto3" json:"gap_ms,omitempty"`
+	// Dynamic gap: an int64 column holding each row's gap in ms (Flink's
+	// SessionWindowTimeGapExtractor); used instead of gap_ms when set.
+	GapField      string `protobuf:"bytes,2,opt,name=gap_field,json=gapField,proto3" json:"gap_field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionWindow) Reset() {
+	*x = SessionWindow{}
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionWindow) ProtoMessage() {}
+
+func (x *SessionWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionWindow.ProtoReflect.Descriptor instead.
+func (*SessionWindow) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SessionWindow) GetGapMs() int64 {
+	if x != nil {
+		return x.GapMs
+	}
+	return 0
+}
+
+func (x *SessionWindow) GetGapField() string {
+	if x != nil {
+		return x.GapField
+	}
+	return ""
+}
+
+// CumulateWindow (Flink SQL's CUMULATE): windows that share a start
+// aligned to max_size_ms and grow by step_ms: [s, s+step), [s, s+2·step),
+// … [s, s+max_size).
+type CumulateWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StepMs        int64                  `protobuf:"varint,1,opt,name=step_ms,json=stepMs,proto3" json:"step_ms,omitempty"`
+	MaxSizeMs     int64                  `protobuf:"varint,2,opt,name=max_size_ms,json=maxSizeMs,proto3" json:"max_size_ms,omitempty"`
+	OffsetMs      int64                  `protobuf:"varint,3,opt,name=offset_ms,json=offsetMs,proto3" json:"offset_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CumulateWindow) Reset() {
+	*x = CumulateWindow{}
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CumulateWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CumulateWindow) ProtoMessage() {}
+
+func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CumulateWindow.ProtoReflect.Descriptor instead.
+func (*CumulateWindow) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CumulateWindow) GetStepMs() int64 {
+	if x != nil {
+		return x.StepMs
+	}
+	return 0
+}
+
+func (x *CumulateWindow) GetMaxSizeMs() int64 {
+	if x != nil {
+		return x.MaxSizeMs
+	}
+	return 0
+}
+
+func (x *CumulateWindow) GetOffsetMs() int64 {
+	if x != nil {
+		return x.OffsetMs
+	}
+	return 0
+}
+
+// GlobalWindow puts every row of a key into one window that never ends;
+// only its trigger makes it emit.
+type GlobalWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GlobalWindow) Reset() {
+	*x = GlobalWindow{}
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GlobalWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GlobalWindow) ProtoMessage() {}
+
+func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GlobalWindow.ProtoReflect.Descriptor instead.
+func (*GlobalWindow) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
+}
+
+// WindowTrigger decides when a window emits (fires) and whether it is
+// purged.
+type WindowTrigger struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*WindowTrigger_EventTime
+	//	*WindowTrigger_ProcessingTime
+	//	*WindowTrigger_Count
+	//	*WindowTrigger_ContinuousEventTimeMs
+	//	*WindowTrigger_ContinuousProcessingTimeMs
+	Kind isWindowTrigger_Kind `protobuf_oneof:"kind"`
+	// Purge the window's contents whenever it fires (Flink's
+	// PurgingTrigger): each firing then covers only the rows since the last.
+	Purging       bool `protobuf:"varint,5,opt,name=purging,proto3" json:"purging,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowTrigger) Reset() {
+	*x = WindowTrigger{}
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowTrigger) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowTrigger) ProtoMessage() {}
+
+func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowTrigger.ProtoReflect.Descriptor instead.
+func (*WindowTrigger) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WindowTrigger) GetKind() isWindowTrigger_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *WindowTrigger) GetEventTime() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowTrigger_EventTime); ok {
+			return x.EventTime
+		}
+	}
+	return false
+}
+
+func (x *WindowTrigger) GetProcessingTime() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowTrigger_ProcessingTime); ok {
+			return x.ProcessingTime
+		}
+	}
+	return false
+}
+
+func (x *WindowTrigger) GetCount() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowTrigger_Count); ok {
+			return x.Count
+		}
+	}
+	return 0
+}
+
+func (x *WindowTrigger) GetContinuousEventTimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowTrigger_ContinuousEventTimeMs); ok {
+			return x.ContinuousEventTimeMs
+		}
+	}
+	return 0
+}
+
+func (x *WindowTrigger) GetContinuousProcessingTimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowTrigger_ContinuousProcessingTimeMs); ok {
+			return x.ContinuousProcessingTimeMs
+		}
+	}
+	return 0
+}
+
+func (x *WindowTrigger) GetPurging() bool {
+	if x != nil {
+		return x.Purging
+	}
+	return false
+}
+
+type isWindowTrigger_Kind interface {
+	isWindowTrigger_Kind()
+}
+
+type WindowTrigger_EventTime struct {
+	// Fire when the watermark passes the window's end.
+	EventTime bool `protobuf:"varint,1,opt,name=event_time,json=eventTime,proto3,oneof"`
+}
+
+type WindowTrigger_ProcessingTime struct {
+	// Fire when the worker's clock passes the window's end.
+	ProcessingTime bool `protobuf:"varint,2,opt,name=processing_time,json=processingTime,proto3,oneof"`
+}
+
+type WindowTrigger_Count struct {
+	// Fire every count rows (the count restarts after a firing).
+	Count int64 `protobuf:"varint,3,opt,name=count,proto3,oneof"`
+}
+
+type WindowTrigger_ContinuousEventTimeMs struct {
+	// Fire at the window's end and, early, every interval of event time.
+	ContinuousEventTimeMs int64 `protobuf:"varint,4,opt,name=continuous_event_time_ms,json=continuousEventTimeMs,proto3,oneof"`
+}
+
+type WindowTrigger_ContinuousProcessingTimeMs struct {
+	// Fire every interval of processing time and at the window's end.
+	ContinuousProcessingTimeMs int64 `protobuf:"varint,6,opt,name=continuous_processing_time_ms,json=continuousProcessingTimeMs,proto3,oneof"`
+}
+
+func (*WindowTrigger_EventTime) isWindowTrigger_Kind() {}
+
+func (*WindowTrigger_ProcessingTime) isWindowTrigger_Kind() {}
+
+func (*WindowTrigger_Count) isWindowTrigger_Kind() {}
+
+func (*WindowTrigger_ContinuousEventTimeMs) isWindowTrigger_Kind() {}
+
+func (*WindowTrigger_ContinuousProcessingTimeMs) isWindowTrigger_Kind() {}
+
+// WindowEvictor removes rows from a window when it fires.
+type WindowEvictor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*WindowEvictor_Count
+	//	*WindowEvictor_TimeMs
+	//	*WindowEvictor_Delta
+	Kind isWindowEvictor_Kind `protobuf_oneof:"kind"`
+	// Evict after the function ran instead of before.
+	EvictAfter    bool `protobuf:"varint,4,opt,name=evict_after,json=evictAfter,proto3" json:"evict_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowEvictor) Reset() {
+	*x = WindowEvictor{}
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowEvictor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowEvictor) ProtoMessage() {}
+
+func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowEvictor.ProtoReflect.Descriptor instead.
+func (*WindowEvictor) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WindowEvictor) GetKind() isWindowEvictor_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *WindowEvictor) GetCount() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowEvictor_Count); ok {
+			return x.Count
+		}
+	}
+	return 0
+}
+
+func (x *WindowEvictor) GetTimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowEvictor_TimeMs); ok {
+			return x.TimeMs
+		}
+	}
+	return 0
+}
+
+func (x *WindowEvictor) GetDelta() *DeltaEvictor {
+	if x != nil {
+		if x, ok := x.Kind.(*WindowEvictor_Delta); ok {
+			return x.Delta
+		}
+	}
+	return nil
+}
+
+func (x *WindowEvictor) GetEvictAfter() bool {
+	if x != nil {
+		return x.EvictAfter
+	}
+	return false
+}
+
+type isWindowEvictor_Kind interface {
+	isWindowEvictor_Kind()
+}
+
+type WindowEvictor_Count struct {
+	// Keep the last count rows.
+	Count int64 `protobuf:"varint,1,opt,name=count,proto3,oneof"`
+}
+
+type WindowEvictor_TimeMs struct {
+	// Keep the rows whose timestamp is within time_ms of the newest.
+	TimeMs int64 `protobuf:"varint,2,opt,name=time_ms,json=timeMs,proto3,oneof"`
+}
+
+type WindowEvictor_Delta struct {
+	// Keep rows whose field differs from the newest row's by less than
+	// threshold.
+	Delta *DeltaEvictor `protobuf:"bytes,3,opt,name=delta,proto3,oneof"`
+}
+
+func (*WindowEvictor_Count) isWindowEvictor_Kind() {}
+
+func (*WindowEvictor_TimeMs) isWindowEvictor_Kind() {}
+
+func (*WindowEvictor_Delta) isWindowEvictor_Kind() {}
+
+// DeltaEvictor compares a numeric column with the newest row's.
+type DeltaEvictor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Threshold     float64                `protobuf:"fixed64,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeltaEvictor) Reset() {
+	*x = DeltaEvictor{}
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeltaEvictor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeltaEvictor) ProtoMessage() {}
+
+func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeltaEvictor.ProtoReflect.Descriptor instead.
+func (*DeltaEvictor) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DeltaEvictor) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *DeltaEvictor) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
 // ProcessFunction runs a keyed process function registered by name in the
 // worker (user-deployed functions are a later milestone). It sees one row at
 // a time for one key, with keyed state and event-time and processing-time
@@ -2295,14 +3219,21 @@ type ProcessFunction struct {
 	// Output columns.
 	Output []*Column `protobuf:"bytes,2,rep,name=output,proto3" json:"output,omitempty"`
 	// Free-form settings passed to the function.
-	Config        map[string]string `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Config map[string]string `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Side outputs the function may emit to besides its main output (Flink's
+	// OutputTag); an edge reads one with side_output.
+	SideOutputs []*SideOutput `protobuf:"bytes,4,rep,name=side_outputs,json=sideOutputs,proto3" json:"side_outputs,omitempty"`
+	// Time-to-live of the function's keyed state, in processing time; 0
+	// keeps state forever. Functions read it with ProcessContext.StateTTL
+	// and apply it to the state they create.
+	StateTtlMs    int64 `protobuf:"varint,5,opt,name=state_ttl_ms,json=stateTtlMs,proto3" json:"state_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProcessFunction) Reset() {
 	*x = ProcessFunction{}
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +3245,7 @@ func (x *ProcessFunction) String() string {
 func (*ProcessFunction) ProtoMessage() {}
 
 func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +3258,7 @@ func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessFunction.ProtoReflect.Descriptor instead.
 func (*ProcessFunction) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProcessFunction) GetName() string {
@@ -2351,6 +3282,73 @@ func (x *ProcessFunction) GetConfig() map[string]string {
 	return nil
 }
 
+func (x *ProcessFunction) GetSideOutputs() []*SideOutput {
+	if x != nil {
+		return x.SideOutputs
+	}
+	return nil
+}
+
+func (x *ProcessFunction) GetStateTtlMs() int64 {
+	if x != nil {
+		return x.StateTtlMs
+	}
+	return 0
+}
+
+// SideOutput is a named extra output of an operator with its own columns.
+type SideOutput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Columns       []*Column              `protobuf:"bytes,2,rep,name=columns,proto3" json:"columns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SideOutput) Reset() {
+	*x = SideOutput{}
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SideOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SideOutput) ProtoMessage() {}
+
+func (x *SideOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SideOutput.ProtoReflect.Descriptor instead.
+func (*SideOutput) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SideOutput) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SideOutput) GetColumns() []*Column {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
 // BlackholeSink discards every row, as Flink's blackhole connector: the sink
 // of throughput benchmarks.
 type BlackholeSink struct {
@@ -2361,7 +3359,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +3371,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +3384,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -2402,7 +3400,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +3412,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +3425,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -2474,7 +3472,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +3484,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +3497,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -2550,7 +3548,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +3560,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +3573,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Job) GetId() string {
@@ -2630,15 +3628,17 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x06Vertex\x124\n" +
 	"\x02id\x18\x01 \x01(\tB$\xbaH!r\x1f\x10\x01\x18@2\x19^[A-Za-z_][A-Za-z0-9_-]*$R\x02id\x12-\n" +
 	"\vparallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\vparallelism\x126\n" +
-	"\boperator\x18\x03 \x01(\v2\x12.sabot.v1.OperatorB\x06\xbaH\x03\xc8\x01\x01R\boperator\"\x9f\x03\n" +
+	"\boperator\x18\x03 \x01(\v2\x12.sabot.v1.OperatorB\x06\xbaH\x03\xc8\x01\x01R\boperator\"\xe7\x03\n" +
 	"\x04Edge\x12\x1b\n" +
 	"\x04from\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x04from\x12\x17\n" +
 	"\x02to\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02to\x12D\n" +
 	"\fpartitioning\x18\x03 \x01(\x0e2\x16.sabot.v1.PartitioningB\b\xbaH\x05\x82\x01\x02\x10\x01R\fpartitioning\x12-\n" +
 	"\n" +
-	"key_fields\x18\x04 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x10\x01R\tkeyFields:\xeb\x01\xbaH\xe7\x01\x1a\x90\x01\n" +
+	"key_fields\x18\x04 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x10\x01R\tkeyFields\x12F\n" +
+	"\vside_output\x18\x05 \x01(\tB%\xbaH\"r \x18@2\x1c^([A-Za-z_][A-Za-z0-9_-]*)?$R\n" +
+	"sideOutput:\xeb\x01\xbaH\xe7\x01\x1a\x90\x01\n" +
 	"\x13edge.hash_needs_key\x12@a hash edge needs key_fields, and only a hash edge may have them\x1a7(this.partitioning == 2) == (size(this.key_fields) > 0)\x1aR\n" +
-	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xa0\x05\n" +
+	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xd5\x05\n" +
 	"\bOperator\x126\n" +
 	"\bsequence\x18\x01 \x01(\v2\x18.sabot.v1.SequenceSourceH\x00R\bsequence\x123\n" +
 	"\anexmark\x18\x02 \x01(\v2\x17.sabot.v1.NexmarkSourceH\x00R\anexmark\x12:\n" +
@@ -2648,7 +3648,8 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x03map\x18  \x01(\v2\x15.sabot.v1.MapOperatorH\x00R\x03map\x122\n" +
 	"\x06filter\x18! \x01(\v2\x18.sabot.v1.FilterOperatorH\x00R\x06filter\x12C\n" +
 	"\x0fkeyed_aggregate\x18\" \x01(\v2\x18.sabot.v1.KeyedAggregateH\x00R\x0ekeyedAggregate\x125\n" +
-	"\aprocess\x18# \x01(\v2\x19.sabot.v1.ProcessFunctionH\x00R\aprocess\x12,\n" +
+	"\aprocess\x18# \x01(\v2\x19.sabot.v1.ProcessFunctionH\x00R\aprocess\x123\n" +
+	"\x06window\x18$ \x01(\v2\x19.sabot.v1.WindowAggregateH\x00R\x06window\x12,\n" +
 	"\x05print\x18\x80\x01 \x01(\v2\x13.sabot.v1.PrintSinkH\x00R\x05print\x12)\n" +
 	"\x04file\x18\x81\x01 \x01(\v2\x12.sabot.v1.FileSinkH\x00R\x04file\x128\n" +
 	"\tblackhole\x18\x82\x01 \x01(\v2\x17.sabot.v1.BlackholeSinkH\x00R\tblackhole\x125\n" +
@@ -2739,17 +3740,84 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x12C\n" +
 	"\bfunction\x18\x02 \x01(\x0e2\x1b.sabot.v1.AggregateFunctionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bfunction\x12\x14\n" +
-	"\x05field\x18\x03 \x01(\tR\x05field\"X\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"\x83\x01\n" +
 	"\x0eKeyedAggregate\x12F\n" +
-	"\faggregations\x18\x01 \x03(\v2\x15.sabot.v1.AggregationB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x02R\faggregations\"\xdf\x01\n" +
+	"\faggregations\x18\x01 \x03(\v2\x15.sabot.v1.AggregationB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x02R\faggregations\x12)\n" +
+	"\fstate_ttl_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"stateTtlMs\"\xb9\b\n" +
+	"\x0fWindowAggregate\x126\n" +
+	"\btumbling\x18\x01 \x01(\v2\x18.sabot.v1.TumblingWindowH\x00R\btumbling\x123\n" +
+	"\asliding\x18\x02 \x01(\v2\x17.sabot.v1.SlidingWindowH\x00R\asliding\x123\n" +
+	"\asession\x18\x03 \x01(\v2\x17.sabot.v1.SessionWindowH\x00R\asession\x126\n" +
+	"\bcumulate\x18\x04 \x01(\v2\x18.sabot.v1.CumulateWindowH\x00R\bcumulate\x120\n" +
+	"\x06global\x18\x05 \x01(\v2\x16.sabot.v1.GlobalWindowH\x00R\x06global\x122\n" +
+	"\x04time\x18\x06 \x01(\x0e2\x14.sabot.v1.WindowTimeB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04time\x12'\n" +
+	"\x0ftimestamp_field\x18\a \x01(\tR\x0etimestampField\x121\n" +
+	"\atrigger\x18\b \x01(\v2\x17.sabot.v1.WindowTriggerR\atrigger\x121\n" +
+	"\aevictor\x18\t \x01(\v2\x17.sabot.v1.WindowEvictorR\aevictor\x127\n" +
+	"\x13allowed_lateness_ms\x18\n" +
+	" \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x11allowedLatenessMs\x12F\n" +
+	"\vlate_output\x18\v \x01(\tB%\xbaH\"r \x18@2\x1c^([A-Za-z_][A-Za-z0-9_-]*)?$R\n" +
+	"lateOutput\x12D\n" +
+	"\faggregations\x18\f \x03(\v2\x15.sabot.v1.AggregationB\t\xbaH\x06\x92\x01\x03\x10\x80\x02R\faggregations\x12$\n" +
+	"\bfunction\x18\r \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\bfunction\x12(\n" +
+	"\x06output\x18\x0e \x03(\v2\x10.sabot.v1.ColumnR\x06output\x12=\n" +
+	"\x06config\x18\x0f \x03(\v2%.sabot.v1.WindowAggregate.ConfigEntryR\x06config\x1a9\n" +
+	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\xb2\x01\xbaH\xae\x01\x1a\xab\x01\n" +
+	"\x1fwindow.aggregations_or_function\x12Pa window needs either aggregations or a function (with output columns), not both\x1a6(size(this.aggregations) > 0) != (this.function != '')B\x11\n" +
+	"\bassigner\x12\x05\xbaH\x02\b\x01\"O\n" +
+	"\x0eTumblingWindow\x12 \n" +
+	"\asize_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06sizeMs\x12\x1b\n" +
+	"\toffset_ms\x18\x02 \x01(\x03R\boffsetMs\"r\n" +
+	"\rSlidingWindow\x12 \n" +
+	"\asize_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06sizeMs\x12\"\n" +
+	"\bslide_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\aslideMs\x12\x1b\n" +
+	"\toffset_ms\x18\x03 \x01(\x03R\boffsetMs\"\xbb\x01\n" +
+	"\rSessionWindow\x12\x1e\n" +
+	"\x06gap_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x05gapMs\x12\x1b\n" +
+	"\tgap_field\x18\x02 \x01(\tR\bgapField:m\xbaHj\x1ah\n" +
+	"\vsession.gap\x120a session window needs gap_ms > 0 or a gap_field\x1a'this.gap_ms > 0 || this.gap_field != ''\"x\n" +
+	"\x0eCumulateWindow\x12 \n" +
+	"\astep_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06stepMs\x12'\n" +
+	"\vmax_size_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\tmaxSizeMs\x12\x1b\n" +
+	"\toffset_ms\x18\x03 \x01(\x03R\boffsetMs\"\x0e\n" +
+	"\fGlobalWindow\"\xb7\x02\n" +
+	"\rWindowTrigger\x12\x1f\n" +
+	"\n" +
+	"event_time\x18\x01 \x01(\bH\x00R\teventTime\x12)\n" +
+	"\x0fprocessing_time\x18\x02 \x01(\bH\x00R\x0eprocessingTime\x12\x1f\n" +
+	"\x05count\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x05count\x12B\n" +
+	"\x18continuous_event_time_ms\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x15continuousEventTimeMs\x12L\n" +
+	"\x1dcontinuous_processing_time_ms\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x1acontinuousProcessingTimeMs\x12\x18\n" +
+	"\apurging\x18\x05 \x01(\bR\apurgingB\r\n" +
+	"\x04kind\x12\x05\xbaH\x02\b\x01\"\xb4\x01\n" +
+	"\rWindowEvictor\x12\x1f\n" +
+	"\x05count\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x05count\x12\"\n" +
+	"\atime_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x06timeMs\x12.\n" +
+	"\x05delta\x18\x03 \x01(\v2\x16.sabot.v1.DeltaEvictorH\x00R\x05delta\x12\x1f\n" +
+	"\vevict_after\x18\x04 \x01(\bR\n" +
+	"evictAfterB\r\n" +
+	"\x04kind\x12\x05\xbaH\x02\b\x01\"K\n" +
+	"\fDeltaEvictor\x12\x1d\n" +
+	"\x05field\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05field\x12\x1c\n" +
+	"\tthreshold\x18\x02 \x01(\x01R\tthreshold\"\xcd\x02\n" +
 	"\x0fProcessFunction\x12\x1e\n" +
 	"\x04name\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x122\n" +
 	"\x06output\x18\x02 \x03(\v2\x10.sabot.v1.ColumnB\b\xbaH\x05\x92\x01\x02\b\x01R\x06output\x12=\n" +
-	"\x06config\x18\x03 \x03(\v2%.sabot.v1.ProcessFunction.ConfigEntryR\x06config\x1a9\n" +
+	"\x06config\x18\x03 \x03(\v2%.sabot.v1.ProcessFunction.ConfigEntryR\x06config\x12A\n" +
+	"\fside_outputs\x18\x04 \x03(\v2\x14.sabot.v1.SideOutputB\b\xbaH\x05\x92\x01\x02\x10\x10R\vsideOutputs\x12)\n" +
+	"\fstate_ttl_ms\x18\x05 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"stateTtlMs\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"|\n" +
+	"\n" +
+	"SideOutput\x128\n" +
+	"\x04name\x18\x01 \x01(\tB$\xbaH!r\x1f\x10\x01\x18@2\x19^[A-Za-z_][A-Za-z0-9_-]*$R\x04name\x124\n" +
+	"\acolumns\x18\x02 \x03(\v2\x10.sabot.v1.ColumnB\b\xbaH\x05\x92\x01\x02\b\x01R\acolumns\"\x0f\n" +
 	"\rBlackholeSink\"\x8b\x01\n" +
 	"\n" +
 	"TaskStatus\x12\x1b\n" +
@@ -2819,14 +3887,22 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x1dKAFKA_PARTITIONER_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16KAFKA_PARTITIONER_HASH\x10\x01\x12!\n" +
 	"\x1dKAFKA_PARTITIONER_ROUND_ROBIN\x10\x02\x12\x1b\n" +
-	"\x17KAFKA_PARTITIONER_FIXED\x10\x03*\xc5\x01\n" +
+	"\x17KAFKA_PARTITIONER_FIXED\x10\x03*\xa7\x02\n" +
 	"\x11AggregateFunction\x12\"\n" +
 	"\x1eAGGREGATE_FUNCTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18AGGREGATE_FUNCTION_COUNT\x10\x01\x12\x1a\n" +
 	"\x16AGGREGATE_FUNCTION_SUM\x10\x02\x12\x1a\n" +
 	"\x16AGGREGATE_FUNCTION_MIN\x10\x03\x12\x1a\n" +
 	"\x16AGGREGATE_FUNCTION_MAX\x10\x04\x12\x1a\n" +
-	"\x16AGGREGATE_FUNCTION_AVG\x10\x05*\xcc\x01\n" +
+	"\x16AGGREGATE_FUNCTION_AVG\x10\x05\x12\x1c\n" +
+	"\x18AGGREGATE_FUNCTION_FIRST\x10\x06\x12\x1b\n" +
+	"\x17AGGREGATE_FUNCTION_LAST\x10\a\x12%\n" +
+	"!AGGREGATE_FUNCTION_COUNT_DISTINCT\x10\b*\\\n" +
+	"\n" +
+	"WindowTime\x12\x1b\n" +
+	"\x17WINDOW_TIME_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11WINDOW_TIME_EVENT\x10\x01\x12\x1a\n" +
+	"\x16WINDOW_TIME_PROCESSING\x10\x02*\xcc\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x15\n" +
@@ -2856,8 +3932,8 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_proto_rawDescData
 }
 
-var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(StateBackend)(0),             // 0: sabot.v1.StateBackend
 	(Partitioning)(0),             // 1: sabot.v1.Partitioning
@@ -2869,88 +3945,115 @@ var file_sabot_v1_job_proto_goTypes = []any{
 	(BadRecordPolicy)(0),          // 7: sabot.v1.BadRecordPolicy
 	(KafkaPartitioner)(0),         // 8: sabot.v1.KafkaPartitioner
 	(AggregateFunction)(0),        // 9: sabot.v1.AggregateFunction
-	(JobState)(0),                 // 10: sabot.v1.JobState
-	(TaskState)(0),                // 11: sabot.v1.TaskState
-	(*JobSpec)(nil),               // 12: sabot.v1.JobSpec
-	(*JobGraph)(nil),              // 13: sabot.v1.JobGraph
-	(*Vertex)(nil),                // 14: sabot.v1.Vertex
-	(*Edge)(nil),                  // 15: sabot.v1.Edge
-	(*Operator)(nil),              // 16: sabot.v1.Operator
-	(*SequenceSource)(nil),        // 17: sabot.v1.SequenceSource
-	(*NexmarkSource)(nil),         // 18: sabot.v1.NexmarkSource
-	(*NamedExpression)(nil),       // 19: sabot.v1.NamedExpression
-	(*MapOperator)(nil),           // 20: sabot.v1.MapOperator
-	(*FilterOperator)(nil),        // 21: sabot.v1.FilterOperator
-	(*PrintSink)(nil),             // 22: sabot.v1.PrintSink
-	(*FileSource)(nil),            // 23: sabot.v1.FileSource
-	(*FileSink)(nil),              // 24: sabot.v1.FileSink
-	(*Column)(nil),                // 25: sabot.v1.Column
-	(*WatermarkStrategy)(nil),     // 26: sabot.v1.WatermarkStrategy
-	(*EventTime)(nil),             // 27: sabot.v1.EventTime
-	(*KafkaSource)(nil),           // 28: sabot.v1.KafkaSource
-	(*KafkaSink)(nil),             // 29: sabot.v1.KafkaSink
-	(*Aggregation)(nil),           // 30: sabot.v1.Aggregation
-	(*KeyedAggregate)(nil),        // 31: sabot.v1.KeyedAggregate
-	(*ProcessFunction)(nil),       // 32: sabot.v1.ProcessFunction
-	(*BlackholeSink)(nil),         // 33: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),            // 34: sabot.v1.TaskStatus
-	(*JobStatus)(nil),             // 35: sabot.v1.JobStatus
-	(*Job)(nil),                   // 36: sabot.v1.Job
-	nil,                           // 37: sabot.v1.JobSpec.LabelsEntry
-	nil,                           // 38: sabot.v1.ProcessFunction.ConfigEntry
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(WindowTime)(0),               // 10: sabot.v1.WindowTime
+	(JobState)(0),                 // 11: sabot.v1.JobState
+	(TaskState)(0),                // 12: sabot.v1.TaskState
+	(*JobSpec)(nil),               // 13: sabot.v1.JobSpec
+	(*JobGraph)(nil),              // 14: sabot.v1.JobGraph
+	(*Vertex)(nil),                // 15: sabot.v1.Vertex
+	(*Edge)(nil),                  // 16: sabot.v1.Edge
+	(*Operator)(nil),              // 17: sabot.v1.Operator
+	(*SequenceSource)(nil),        // 18: sabot.v1.SequenceSource
+	(*NexmarkSource)(nil),         // 19: sabot.v1.NexmarkSource
+	(*NamedExpression)(nil),       // 20: sabot.v1.NamedExpression
+	(*MapOperator)(nil),           // 21: sabot.v1.MapOperator
+	(*FilterOperator)(nil),        // 22: sabot.v1.FilterOperator
+	(*PrintSink)(nil),             // 23: sabot.v1.PrintSink
+	(*FileSource)(nil),            // 24: sabot.v1.FileSource
+	(*FileSink)(nil),              // 25: sabot.v1.FileSink
+	(*Column)(nil),                // 26: sabot.v1.Column
+	(*WatermarkStrategy)(nil),     // 27: sabot.v1.WatermarkStrategy
+	(*EventTime)(nil),             // 28: sabot.v1.EventTime
+	(*KafkaSource)(nil),           // 29: sabot.v1.KafkaSource
+	(*KafkaSink)(nil),             // 30: sabot.v1.KafkaSink
+	(*Aggregation)(nil),           // 31: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),        // 32: sabot.v1.KeyedAggregate
+	(*WindowAggregate)(nil),       // 33: sabot.v1.WindowAggregate
+	(*TumblingWindow)(nil),        // 34: sabot.v1.TumblingWindow
+	(*SlidingWindow)(nil),         // 35: sabot.v1.SlidingWindow
+	(*SessionWindow)(nil),         // 36: sabot.v1.SessionWindow
+	(*CumulateWindow)(nil),        // 37: sabot.v1.CumulateWindow
+	(*GlobalWindow)(nil),          // 38: sabot.v1.GlobalWindow
+	(*WindowTrigger)(nil),         // 39: sabot.v1.WindowTrigger
+	(*WindowEvictor)(nil),         // 40: sabot.v1.WindowEvictor
+	(*DeltaEvictor)(nil),          // 41: sabot.v1.DeltaEvictor
+	(*ProcessFunction)(nil),       // 42: sabot.v1.ProcessFunction
+	(*SideOutput)(nil),            // 43: sabot.v1.SideOutput
+	(*BlackholeSink)(nil),         // 44: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),            // 45: sabot.v1.TaskStatus
+	(*JobStatus)(nil),             // 46: sabot.v1.JobStatus
+	(*Job)(nil),                   // 47: sabot.v1.Job
+	nil,                           // 48: sabot.v1.JobSpec.LabelsEntry
+	nil,                           // 49: sabot.v1.WindowAggregate.ConfigEntry
+	nil,                           // 50: sabot.v1.ProcessFunction.ConfigEntry
+	(*timestamppb.Timestamp)(nil), // 51: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
-	13, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
+	14, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
 	0,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	37, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
-	14, // 3: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	15, // 4: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	16, // 5: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	48, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	15, // 3: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	16, // 4: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	17, // 5: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
 	1,  // 6: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	17, // 7: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	18, // 8: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	28, // 9: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
-	23, // 10: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
-	20, // 11: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	21, // 12: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	31, // 13: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	32, // 14: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	22, // 15: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	24, // 16: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	33, // 17: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	29, // 18: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
-	2,  // 19: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	19, // 20: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	3,  // 21: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
-	25, // 22: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
-	27, // 23: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
-	3,  // 24: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	4,  // 25: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
-	26, // 26: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
-	5,  // 27: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
-	6,  // 28: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
-	25, // 29: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
-	7,  // 30: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
-	27, // 31: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	8,  // 32: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	6,  // 33: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	9,  // 34: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	30, // 35: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	25, // 36: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	38, // 37: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	11, // 38: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	10, // 39: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	39, // 40: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 41: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	12, // 42: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	35, // 43: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	39, // 44: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	18, // 7: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	19, // 8: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	29, // 9: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	24, // 10: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
+	21, // 11: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	22, // 12: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	32, // 13: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	42, // 14: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	33, // 15: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
+	23, // 16: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	25, // 17: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	44, // 18: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	30, // 19: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	2,  // 20: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	20, // 21: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	3,  // 22: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
+	26, // 23: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
+	28, // 24: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
+	3,  // 25: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	4,  // 26: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	27, // 27: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	5,  // 28: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	6,  // 29: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	26, // 30: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	7,  // 31: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	28, // 32: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	8,  // 33: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	6,  // 34: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	9,  // 35: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	31, // 36: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	34, // 37: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
+	35, // 38: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
+	36, // 39: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
+	37, // 40: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
+	38, // 41: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
+	10, // 42: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
+	39, // 43: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
+	40, // 44: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
+	31, // 45: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	26, // 46: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
+	49, // 47: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
+	41, // 48: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
+	26, // 49: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	50, // 50: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	43, // 51: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
+	26, // 52: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
+	12, // 53: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	11, // 54: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	51, // 55: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 56: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	13, // 57: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	46, // 58: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	51, // 59: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -2967,6 +4070,7 @@ func file_sabot_v1_job_proto_init() {
 		(*Operator_Filter)(nil),
 		(*Operator_KeyedAggregate)(nil),
 		(*Operator_Process)(nil),
+		(*Operator_Window)(nil),
 		(*Operator_Print)(nil),
 		(*Operator_File)(nil),
 		(*Operator_Blackhole)(nil),
@@ -2978,13 +4082,32 @@ func file_sabot_v1_job_proto_init() {
 		(*WatermarkStrategy_Monotonous)(nil),
 		(*WatermarkStrategy_PunctuatedMarkerField)(nil),
 	}
+	file_sabot_v1_job_proto_msgTypes[20].OneofWrappers = []any{
+		(*WindowAggregate_Tumbling)(nil),
+		(*WindowAggregate_Sliding)(nil),
+		(*WindowAggregate_Session)(nil),
+		(*WindowAggregate_Cumulate)(nil),
+		(*WindowAggregate_Global)(nil),
+	}
+	file_sabot_v1_job_proto_msgTypes[26].OneofWrappers = []any{
+		(*WindowTrigger_EventTime)(nil),
+		(*WindowTrigger_ProcessingTime)(nil),
+		(*WindowTrigger_Count)(nil),
+		(*WindowTrigger_ContinuousEventTimeMs)(nil),
+		(*WindowTrigger_ContinuousProcessingTimeMs)(nil),
+	}
+	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
+		(*WindowEvictor_Count)(nil),
+		(*WindowEvictor_TimeMs)(nil),
+		(*WindowEvictor_Delta)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   27,
+			NumEnums:      13,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
