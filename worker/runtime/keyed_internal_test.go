@@ -46,6 +46,15 @@ type keyedHarness struct {
 type recordingOutput struct {
 	lines   []string
 	batches int
+	sides   map[string]*recordingOutput
+}
+
+// Side returns the recording of side output name, if the test set one.
+func (o *recordingOutput) Side(name string) Output {
+	if s := o.sides[name]; s != nil {
+		return s
+	}
+	return discardOutput{}
 }
 
 func (o *recordingOutput) Emit(_ context.Context, rec arrow.RecordBatch) error {
