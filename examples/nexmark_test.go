@@ -32,6 +32,14 @@ const (
 // returns the output rows as canonical strings, sorted.
 func runNexmark(t *testing.T, q string, canon func(map[string]any) string) []string {
 	t.Helper()
+	return runNexmarkAt(t, q, 0, canon)
+}
+
+// runNexmarkAt is runNexmark with the generator's event rate set (0: the
+// default), which spaces event times: windowed queries need a rate low
+// enough for the events to span many windows.
+func runNexmarkAt(t *testing.T, q string, rate int64, canon func(map[string]any) string) []string {
+	t.Helper()
 	data, err := examples.FS.ReadFile("nexmark/" + q + ".yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +52,7 @@ func runNexmark(t *testing.T, q string, canon func(map[string]any) string) []str
 	spec.Parallelism = 2
 	for _, v := range spec.GetGraph().GetVertices() {
 		if n := v.GetOperator().GetNexmark(); n != nil {
-			n.Events, n.Seed = testEvents, testSeed
+			n.Events, n.Seed, n.EventsPerSecond = testEvents, testSeed, rate
 		}
 		if v.GetOperator().GetBlackhole() != nil {
 			v.Operator = &sabotv1.Operator{Kind: &sabotv1.Operator_File{File: &sabotv1.FileSink{Path: out}}}
@@ -162,6 +170,59 @@ func TestNexmarkQ2(t *testing.T) {
 	var want []string
 	if err := nexmark.ReferenceQ2(cfg(), func(r nexmark.Q2Row) {
 		want = append(want, fmt.Sprintf("%d|%d", r.Auction, r.Price))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	compare(t, got, want)
+}
+
+// windowRate spaces the windowed queries' events 1 ms apart: 30 s of event
+// time, so windows open and close during the run.
+const windowRate = 1000
+
+func windowCfg() nexmark.Config {
+	return nexmark.Config{Seed: testSeed, NumEvents: testEvents, EventsPerSecond: windowRate}
+}
+
+func TestNexmarkQ5(t *testing.T) {
+	t.Parallel()
+	got := runNexmarkAt(t, "q5", windowRate, func(m map[string]any) string {
+		return fmt.Sprintf("%v|%v|%v|%v", m["auction"], m["num"], m["window_start"], m["window_end"])
+	})
+	var want []string
+	if err := nexmark.ReferenceQ5(windowCfg(), func(r nexmark.Q5Row) {
+		want = append(want, fmt.Sprintf("%d|%d|%s|%s", r.Auction, r.Num, ts(r.WindowStart), ts(r.WindowEnd)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	compare(t, got, want)
+}
+
+func TestNexmarkQ7(t *testing.T) {
+	t.Parallel()
+	got := runNexmarkAt(t, "q7", windowRate, func(m map[string]any) string {
+		return fmt.Sprintf("%v|%v|%v|%v|%v", m["auction"], m["price"], m["bidder"], m["dateTime"], m["extra"])
+	})
+	var want []string
+	if err := nexmark.ReferenceQ7(windowCfg(), func(r *nexmark.Q7Row) {
+		want = append(want, fmt.Sprintf("%d|%d|%d|%s|%s", r.Auction, r.Price, r.Bidder, ts(r.DateTime), r.Extra))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	compare(t, got, want)
+}
+
+func TestNexmarkQ11(t *testing.T) {
+	t.Parallel()
+	got := runNexmarkAt(t, "q11", windowRate, func(m map[string]any) string {
+		return fmt.Sprintf("%v|%v|%v|%v", m["bidder"], m["bid_count"], m["window_start"], m["window_end"])
+	})
+	var want []string
+	if err := nexmark.ReferenceQ11(windowCfg(), func(r nexmark.Q11Row) {
+		want = append(want, fmt.Sprintf("%d|%d|%s|%s", r.Bidder, r.BidCount, ts(r.SessionStart), ts(r.SessionEnd)))
 	}); err != nil {
 		t.Fatal(err)
 	}

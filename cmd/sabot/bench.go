@@ -50,7 +50,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := nx.Flags()
-	f.StringVar(&query, "query", "q0", "query: q0, q1 or q2")
+	f.StringVar(&query, "query", "q0", "query: q0, q1, q2, q5, q7 or q11")
 	f.Int64Var(&events, "events", 10_000_000, "events to generate (all kinds; 92% are bids)")
 	f.IntVar(&parallelism, "parallelism", 1, "parallelism of every step")
 	f.Int64Var(&seed, "seed", 42, "generator seed")
@@ -90,7 +90,7 @@ func benchNexmark(ctx context.Context, query string, events int64, parallelism i
 	}
 	data, err := examples.FS.ReadFile("nexmark/" + query + ".yaml")
 	if err != nil {
-		return nil, fmt.Errorf("--query %q: no examples/nexmark/%s.yaml (have q0, q1, q2)", query, query)
+		return nil, fmt.Errorf("--query %q: no examples/nexmark/%s.yaml (have q0, q1, q2, q5, q7, q11)", query, query)
 	}
 	spec, err := manifest.Parse("examples/nexmark/"+query+".yaml", data)
 	if err != nil {
@@ -193,6 +193,21 @@ func baselineNexmark(query string, cfg nexmark.Config) (int64, error) {
 		err = nexmark.ReferenceQ2(cfg, func(r nexmark.Q2Row) {
 			rows++
 			sink += r.Auction ^ r.Price
+		})
+	case "q5":
+		err = nexmark.ReferenceQ5(cfg, func(r nexmark.Q5Row) {
+			rows++
+			sink += r.Auction ^ r.Num ^ r.WindowStart ^ r.WindowEnd
+		})
+	case "q7":
+		err = nexmark.ReferenceQ7(cfg, func(r *nexmark.Q7Row) {
+			rows++
+			sink += r.Auction ^ r.Price ^ r.Bidder ^ r.DateTime ^ r.WindowEnd ^ int64(len(r.Extra))
+		})
+	case "q11":
+		err = nexmark.ReferenceQ11(cfg, func(r nexmark.Q11Row) {
+			rows++
+			sink += r.Bidder ^ r.BidCount ^ r.SessionStart ^ r.SessionEnd
 		})
 	default:
 		return 0, fmt.Errorf("no baseline for %s", query)

@@ -33,7 +33,7 @@ func windowKeys() []string {
 }
 func windowTimes() []string { return []string{"event", "processing"} }
 func triggerKeys() []string {
-	return []string{"event_time", "processing_time", "count", "continuous_event_time_ms", "continuous_processing_time_ms", "purging"}
+	return []string{"event_time", "processing_time", "count", "continuous_event_time_ms", "purging"}
 }
 func evictorKeys() []string    { return []string{"count", "time_ms", "delta", "evict_after"} }
 func kafkaStarts() []string    { return []string{"earliest", "latest", "timestamp"} }
@@ -423,16 +423,12 @@ func (d *decoder) trigger(e entry) *sabotv1.WindowTrigger {
 			kinds++
 			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
 			t.Kind = &sabotv1.WindowTrigger_ContinuousEventTimeMs{ContinuousEventTimeMs: v}
-		case "continuous_processing_time_ms":
-			kinds++
-			v, _ := d.integer(x, math.MinInt64, math.MaxInt64)
-			t.Kind = &sabotv1.WindowTrigger_ContinuousProcessingTimeMs{ContinuousProcessingTimeMs: v}
 		case "purging":
 			t.Purging = d.boolean(x)
 		}
 	}
 	if kinds > 1 {
-		d.errorf(e.pos, e.path, "set one trigger: event_time, processing_time, count, continuous_event_time_ms or continuous_processing_time_ms")
+		d.errorf(e.pos, e.path, "set one trigger: event_time, processing_time, count or continuous_event_time_ms")
 	}
 	return t
 }

@@ -78,10 +78,14 @@ type Config struct {
 	StateDir string
 	// Functions are the keyed process functions (ProcessFunction operators)
 	// this worker can run, by name, in addition to the built-ins
-	// ("count-per-key", "event-time-alert"; see the package doc). A name
+	// ("count-per-key", "event-time-alert", "max-rows"; see the package doc). A name
 	// here replaces a built-in of the same name. The factory is called once
 	// per subtask, when the task is built.
 	Functions map[string]ProcessFunctionFactory
+	// WindowFunctions are the window functions (WindowAggregate.function)
+	// this worker can run, by name: WindowFunction, or WindowAggregator
+	// for incremental aggregation.
+	WindowFunctions map[string]WindowFunctionFactory
 
 	// operatorHook, if set and returning non-nil, replaces a vertex's
 	// operator: in-package tests and benchmarks use it for sinks the
@@ -130,6 +134,11 @@ func (c Config) Validate() error {
 	for name, f := range c.Functions {
 		if name == "" || f == nil {
 			errs = append(errs, fmt.Errorf("runtime: config: function %q has an empty name or a nil factory", name))
+		}
+	}
+	for name, f := range c.WindowFunctions {
+		if name == "" || f == nil {
+			errs = append(errs, fmt.Errorf("runtime: config: window function %q has an empty name or a nil factory", name))
 		}
 	}
 	if c.Graph != nil {

@@ -24,6 +24,8 @@ func builtinFunction(name string) (ProcessFunctionFactory, bool) {
 		return newCountPerKey, true
 	case EventTimeAlertFunction:
 		return newEventTimeAlert, true
+	case MaxRowsFunction:
+		return newMaxRows, true
 	default:
 		return nil, false
 	}

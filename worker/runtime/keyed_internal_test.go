@@ -83,6 +83,7 @@ type harnessOpt struct {
 	functions map[string]ProcessFunctionFactory
 	info      *TaskInfo
 	batchSize int
+	noPanes   bool
 }
 
 func newKeyedHarness(t *testing.T, op *sabotv1.Operator, in *arrow.Schema, keys []int, out *arrow.Schema, o harnessOpt) (*keyedHarness, error) {
@@ -95,6 +96,7 @@ func newKeyedHarness(t *testing.T, op *sabotv1.Operator, in *arrow.Schema, keys 
 	e := &env{
 		mem: mem, clock: clock, batchSize: o.batchSize, logger: nil,
 		maxParallelism: 128, stateBackend: o.backend, stateDir: t.TempDir(), functions: o.functions,
+		noPanes: o.noPanes,
 	}
 	if e.batchSize == 0 {
 		e.batchSize = DefaultBatchSize

@@ -245,8 +245,8 @@ func newProcessOp(spec *sabotv1.ProcessFunction, v *jobgraph.Vertex, info TaskIn
 		factory, ok = builtinFunction(name)
 	}
 	if !ok {
-		return nil, fmt.Errorf("runtime: process function %q is not registered on this worker (built-ins: %s, %s)",
-			name, CountPerKeyFunction, EventTimeAlertFunction)
+		return nil, fmt.Errorf("runtime: process function %q is not registered on this worker (built-ins: %s, %s, %s)",
+			name, CountPerKeyFunction, EventTimeAlertFunction, MaxRowsFunction)
 	}
 	keys, err := newKeySelector(v, info, e.maxParallelism)
 	if err != nil {

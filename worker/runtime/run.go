@@ -33,10 +33,14 @@ type env struct {
 	pollTimeout time.Duration
 
 	// Keyed operators.
-	maxParallelism int
-	stateBackend   sabotv1.StateBackend
-	stateDir       string
-	functions      map[string]ProcessFunctionFactory
+	maxParallelism  int
+	stateBackend    sabotv1.StateBackend
+	stateDir        string
+	functions       map[string]ProcessFunctionFactory
+	windowFunctions map[string]WindowFunctionFactory
+	// noPanes makes every window take the general operator (tests compare
+	// the two implementations).
+	noPanes bool
 }
 
 // Run runs the job's subtasks placed here until they all finish, ctx is
@@ -77,10 +81,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 		pollTimeout: cfg.PollTimeout,
 
-		maxParallelism: g.MaxParallelism,
-		stateBackend:   g.Spec.GetStateBackend(),
-		stateDir:       stateDir,
-		functions:      cfg.Functions,
+		maxParallelism:  g.MaxParallelism,
+		stateBackend:    g.Spec.GetStateBackend(),
+		stateDir:        stateDir,
+		functions:       cfg.Functions,
+		windowFunctions: cfg.WindowFunctions,
 	}
 	x := newLocalExchange(g, cfg.QueueCapacity)
 	// Batches still queued when tasks stop early (cancel, failure) are

@@ -72,6 +72,8 @@ func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error
 		return newAggregateOp(op.KeyedAggregate, v, info, e)
 	case *sabotv1.Operator_Process:
 		return newProcessOp(op.Process, v, info, e)
+	case *sabotv1.Operator_Window:
+		return newWindowOp(op.Window, v, info, e)
 	case *sabotv1.Operator_Print:
 		return newPrintSink(op.Print.GetPrefix(), v, info, e), nil
 	case *sabotv1.Operator_File:

@@ -37,7 +37,7 @@ import (
 
 // newWindowOp builds the operator of a window vertex.
 func newWindowOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
-	if paneEligible(spec) {
+	if paneEligible(spec) && !e.noPanes {
 		return newPaneOp(spec, v, info, e)
 	}
 	return newGeneralWindowOp(spec, v, info, e)
@@ -234,10 +234,10 @@ type paneOp struct {
 	nsBuf  []byte
 
 	// output
-	outs  []array.Builder // key columns, aggregates, window_start, window_end
-	rows  int
-	ctx   context.Context
-	out   Output
+	outs   []array.Builder // key columns, aggregates, window_start, window_end
+	rows   int
+	ctx    context.Context
+	out    Output
 	onFire func(state.Timer) error
 }
 

@@ -164,6 +164,69 @@ func (w *waggs) add(accs []wacc, rec arrow.RecordBatch, r int, seq int64) {
 	}
 }
 
+// addVals folds a stored row (decoded values by input column) with
+// arrival sequence seq into accs.
+func (w *waggs) addVals(accs []wacc, vals []rowVal, seq int64) {
+	for j := range w.specs {
+		s, acc := &w.specs[j], &accs[j]
+		if s.col < 0 {
+			acc.n++
+			continue
+		}
+		if s.col >= len(vals) || vals[s.col].tag == 0 {
+			continue
+		}
+		v := &vals[s.col]
+		f := v.f
+		if v.tag != 2 {
+			f = float64(v.i)
+		}
+		switch s.fn {
+		case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_SUM, sabotv1.AggregateFunction_AGGREGATE_FUNCTION_AVG:
+			if s.kind == vkFloat {
+				acc.f += f
+			} else {
+				acc.i += v.i
+			}
+		case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_MIN:
+			if s.kind == vkFloat {
+				if acc.n == 0 || f < acc.f {
+					acc.f = f
+				}
+			} else if acc.n == 0 || v.i < acc.i {
+				acc.i = v.i
+			}
+		case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_MAX:
+			if s.kind == vkFloat {
+				if acc.n == 0 || f > acc.f {
+					acc.f = f
+				}
+			} else if acc.n == 0 || v.i > acc.i {
+				acc.i = v.i
+			}
+		case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_FIRST, sabotv1.AggregateFunction_AGGREGATE_FUNCTION_LAST:
+			first := s.fn == sabotv1.AggregateFunction_AGGREGATE_FUNCTION_FIRST
+			if acc.n == 0 || (first && seq < acc.seq) || (!first && seq >= acc.seq) {
+				acc.seq, acc.i, acc.f = seq, v.i, f
+				acc.b = append(acc.b[:0], v.b...)
+			}
+		case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_COUNT_DISTINCT:
+			var e []byte
+			switch s.kind {
+			case vkFloat:
+				e = binary.BigEndian.AppendUint64(nil, floatBits(f))
+			case vkBytes:
+				e = slices.Clone(v.b)
+			default:
+				e = binary.BigEndian.AppendUint64(nil, uint64(v.i))
+			}
+			acc.insert(e)
+		default: // COUNT of a field
+		}
+		acc.n++
+	}
+}
+
 func intOrBool(col arrow.Array, r int) int64 {
 	if b, ok := col.(*array.Boolean); ok {
 		if b.Value(r) {

@@ -2907,7 +2907,6 @@ type WindowTrigger struct {
 	//	*WindowTrigger_ProcessingTime
 	//	*WindowTrigger_Count
 	//	*WindowTrigger_ContinuousEventTimeMs
-	//	*WindowTrigger_ContinuousProcessingTimeMs
 	Kind isWindowTrigger_Kind `protobuf_oneof:"kind"`
 	// Purge the window's contents whenever it fires (Flink's
 	// PurgingTrigger): each firing then covers only the rows since the last.
@@ -2989,15 +2988,6 @@ func (x *WindowTrigger) GetContinuousEventTimeMs() int64 {
 	return 0
 }
 
-func (x *WindowTrigger) GetContinuousProcessingTimeMs() int64 {
-	if x != nil {
-		if x, ok := x.Kind.(*WindowTrigger_ContinuousProcessingTimeMs); ok {
-			return x.ContinuousProcessingTimeMs
-		}
-	}
-	return 0
-}
-
 func (x *WindowTrigger) GetPurging() bool {
 	if x != nil {
 		return x.Purging
@@ -3029,11 +3019,6 @@ type WindowTrigger_ContinuousEventTimeMs struct {
 	ContinuousEventTimeMs int64 `protobuf:"varint,4,opt,name=continuous_event_time_ms,json=continuousEventTimeMs,proto3,oneof"`
 }
 
-type WindowTrigger_ContinuousProcessingTimeMs struct {
-	// Fire every interval of processing time and at the window's end.
-	ContinuousProcessingTimeMs int64 `protobuf:"varint,6,opt,name=continuous_processing_time_ms,json=continuousProcessingTimeMs,proto3,oneof"`
-}
-
 func (*WindowTrigger_EventTime) isWindowTrigger_Kind() {}
 
 func (*WindowTrigger_ProcessingTime) isWindowTrigger_Kind() {}
@@ -3041,8 +3026,6 @@ func (*WindowTrigger_ProcessingTime) isWindowTrigger_Kind() {}
 func (*WindowTrigger_Count) isWindowTrigger_Kind() {}
 
 func (*WindowTrigger_ContinuousEventTimeMs) isWindowTrigger_Kind() {}
-
-func (*WindowTrigger_ContinuousProcessingTimeMs) isWindowTrigger_Kind() {}
 
 // WindowEvictor removes rows from a window when it fires.
 type WindowEvictor struct {
@@ -3783,14 +3766,13 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\astep_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06stepMs\x12'\n" +
 	"\vmax_size_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\tmaxSizeMs\x12\x1b\n" +
 	"\toffset_ms\x18\x03 \x01(\x03R\boffsetMs\"\x0e\n" +
-	"\fGlobalWindow\"\xb7\x02\n" +
+	"\fGlobalWindow\"\xe9\x01\n" +
 	"\rWindowTrigger\x12\x1f\n" +
 	"\n" +
 	"event_time\x18\x01 \x01(\bH\x00R\teventTime\x12)\n" +
 	"\x0fprocessing_time\x18\x02 \x01(\bH\x00R\x0eprocessingTime\x12\x1f\n" +
 	"\x05count\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x05count\x12B\n" +
-	"\x18continuous_event_time_ms\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x15continuousEventTimeMs\x12L\n" +
-	"\x1dcontinuous_processing_time_ms\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x1acontinuousProcessingTimeMs\x12\x18\n" +
+	"\x18continuous_event_time_ms\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x15continuousEventTimeMs\x12\x18\n" +
 	"\apurging\x18\x05 \x01(\bR\apurgingB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"\xb4\x01\n" +
 	"\rWindowEvictor\x12\x1f\n" +
@@ -4094,7 +4076,6 @@ func file_sabot_v1_job_proto_init() {
 		(*WindowTrigger_ProcessingTime)(nil),
 		(*WindowTrigger_Count)(nil),
 		(*WindowTrigger_ContinuousEventTimeMs)(nil),
-		(*WindowTrigger_ContinuousProcessingTimeMs)(nil),
 	}
 	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
 		(*WindowEvictor_Count)(nil),
