@@ -125,6 +125,10 @@ var aggregatable = map[arrow.Type]struct{}{ //nolint:gochecknoglobals // immutab
 	arrow.INT64: {}, arrow.FLOAT64: {}, arrow.STRING: {}, arrow.BOOL: {}, arrow.TIMESTAMP: {}, arrow.BINARY: {},
 }
 
+func isNumericOrTime(t arrow.DataType) bool {
+	return arrow.IsInteger(t.ID()) || arrow.IsFloating(t.ID()) || t.ID() == arrow.TIMESTAMP
+}
+
 func isTimeType(t arrow.DataType) bool {
 	return t.ID() == arrow.TIMESTAMP || t.ID() == arrow.INT64
 }
@@ -299,7 +303,7 @@ func (r *resolver) window(v *Vertex, field string, w *sabotv1.WindowAggregate) {
 	}
 	if d := w.GetEvictor().GetDelta(); d != nil {
 		idx := in.FieldIndices(d.GetField())
-		if len(idx) == 0 || !(arrow.IsInteger(in.Field(idx[0]).Type.ID()) || arrow.IsFloating(in.Field(idx[0]).Type.ID()) || in.Field(idx[0]).Type.ID() == arrow.TIMESTAMP) {
+		if len(idx) == 0 || !isNumericOrTime(in.Field(idx[0]).Type) {
 			r.fail(v.ID, field+".evictor.delta.field", "%q must be a numeric column of the input (columns: %s)", d.GetField(), columnNames(in))
 		}
 	}

@@ -209,12 +209,11 @@ func TestKafkaWindowsInDev(t *testing.T) {
 	// tumbling window and session ending at or before minute 10 - 5 s.
 	fires := base.Add(10*time.Minute - 5*time.Second)
 	type acc struct {
-		user              string
-		n                 int
-		total, big        float64
-		first, last       float64
-		start, end        time.Time
-		lastTs            time.Time
+		user        string
+		n           int
+		total, big  float64
+		first, last float64
+		start, end  time.Time
 	}
 	tumbling := map[string]*acc{}
 	byUser := map[string][]order{}

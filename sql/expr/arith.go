@@ -37,6 +37,9 @@ type arithNode struct {
 func (n *arithNode) typ() typ { return n.t }
 
 func (n *arithNode) eval(ec *evalCtx) (vec, error) {
+	if x, c, left, ok := n.widened(); ok {
+		return n.evalWidened(ec, x, c, left)
+	}
 	lv, err := n.l.eval(ec)
 	if err != nil {
 		return vec{}, err
@@ -46,14 +49,14 @@ func (n *arithNode) eval(ec *evalCtx) (vec, error) {
 	if err != nil {
 		return vec{}, err
 	}
-	defer rv.release()
+	defer func() { rv.release() }() // rv may be handed on below
 	if lv.null || rv.null {
 		return vec{null: true}, nil
 	}
 	if lv.isConst() && rv.isConst() {
 		return n.evalConst(ec, lv, rv)
 	}
-	if lv.owned && rv.isConst() && n.op != '/' && n.op != '%' {
+	if n.inPlace(lv, rv) {
 		// Chains like value * 2 + 1 reuse the child's buffer: same type,
 		// same validity, elementwise in place.
 		if n.t.k == kFloat {
@@ -65,6 +68,19 @@ func (n *arithNode) eval(ec *evalCtx) (vec, error) {
 		}
 		out := lv
 		lv = vec{}
+		return out, nil
+	}
+	if n.inPlace(rv, lv) {
+		// The same with the constant on the left: 2 * value, 1 - value.
+		if n.t.k == kFloat {
+			b := fixedValues[float64](rv.arr)
+			arithLoop(n.op, b, nil, b, lv.f, 0)
+		} else {
+			b := fixedValues[int64](rv.arr)
+			arithLoop(n.op, b, nil, b, lv.i, 0)
+		}
+		out := rv
+		rv = vec{}
 		return out, nil
 	}
 	valid, nulls := andValidity(ec.mem, ec.n, lv.arr, rv.arr)
@@ -92,6 +108,100 @@ func (n *arithNode) eval(ec *evalCtx) (vec, error) {
 		arithLoop(n.op, out, a, b, lv.i, rv.i)
 	}
 	return vec{arr: makeArray(n.t.arrowType(), ec.n, valid, nulls, buf), owned: true}, nil
+}
+
+// inPlace reports whether the result can overwrite arr's values: arr is
+// an array this evaluation owns, c a non-NULL constant, and the operator
+// elementwise without errors (+ - *, and / on DOUBLE).
+func (n *arithNode) inPlace(arr, c vec) bool {
+	if !arr.owned || !c.isConst() {
+		return false
+	}
+	switch n.op {
+	case '+', '-', '*':
+		return true
+	case '/':
+		return n.t.k == kFloat
+	}
+	return false
+}
+
+// widened matches DOUBLE arithmetic between a constant and a BIGINT
+// promoted to DOUBLE — 0.908 * price, price / 100.0 — which evalWidened
+// computes in one loop from the integers, without the promoted array. x
+// is the BIGINT operand, c the constant, left whether c is the left
+// operand.
+func (n *arithNode) widened() (x node, c float64, left, ok bool) {
+	if n.t.k != kFloat || n.op == '%' {
+		return nil, 0, false, false
+	}
+	l, r := n.l, n.r
+	lit, isLit := l.(*litNode)
+	left = isLit
+	if !isLit {
+		lit, isLit = r.(*litNode)
+		r = l
+	}
+	if !isLit || lit.v.null {
+		return nil, 0, false, false
+	}
+	cast, isCast := r.(*castNode)
+	if !isCast || cast.from.k != kInt || cast.to.k != kFloat || cast.narrow != "" {
+		return nil, 0, false, false
+	}
+	return cast.x, lit.v.f, left, true
+}
+
+// evalWidened computes float64(x) op c (or c op float64(x) when left),
+// exactly as promoting x and then applying op would.
+func (n *arithNode) evalWidened(ec *evalCtx, x node, c float64, left bool) (vec, error) {
+	v, err := x.eval(ec)
+	if err != nil || v.null {
+		return vec{null: true}, err
+	}
+	defer v.release()
+	if v.isConst() {
+		f := float64(v.i)
+		if left {
+			return n.evalConst(ec, vec{f: c}, vec{f: f})
+		}
+		return n.evalConst(ec, vec{f: f}, vec{f: c})
+	}
+	valid, nulls := andValidity(ec.mem, ec.n, v.arr)
+	buf, out := newBuffer[float64](ec.mem, ec.n)
+	widenLoop(n.op, out, fixedValues[int64](v.arr), c, left)
+	return vec{arr: makeArray(n.t.arrowType(), ec.n, valid, nulls, buf), owned: true}, nil
+}
+
+// widenLoop is arithLoop over float64(a[i]) and the constant c, on the
+// left when left is set.
+func widenLoop(op byte, out []float64, a []int64, c float64, left bool) {
+	switch {
+	case op == '+':
+		for i, x := range a {
+			out[i] = float64(x) + c
+		}
+	case op == '*':
+		for i, x := range a {
+			out[i] = float64(x) * c
+		}
+	case op == '-' && left:
+		for i, x := range a {
+			out[i] = c - float64(x)
+		}
+	case op == '-':
+		for i, x := range a {
+			out[i] = float64(x) - c
+		}
+	case op == '/' && left:
+		for i, x := range a {
+			out[i] = c / float64(x)
+		}
+	case op == '/':
+		for i, x := range a {
+			out[i] = float64(x) / c
+		}
+	}
 }
 
 func (n *arithNode) divByZero(ec *evalCtx, row int) error {

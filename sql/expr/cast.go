@@ -209,19 +209,20 @@ func (n *castNode) row(v vec, i int, s strSrc, bits []byte) vec {
 // strings and booleans go row by row.
 func (n *castNode) toFixed(ec *evalCtx, v vec, get func(vec) (float64, int64)) (vec, error) {
 	valid, nulls := andValidity(ec.mem, ec.n, v.arr)
+	// Fresh arrays are owned: a parent may compute into them in place.
 	if n.to.k == kFloat && n.from.k == kInt && n.narrow == "" {
 		buf, out := newBuffer[float64](ec.mem, ec.n)
 		for i, x := range fixedValues[int64](v.arr) {
 			out[i] = float64(x)
 		}
-		return vec{arr: makeArray(n.to.arrowType(), ec.n, valid, nulls, buf)}, nil
+		return vec{arr: makeArray(n.to.arrowType(), ec.n, valid, nulls, buf), owned: true}, nil
 	}
 	if n.to.k == kInt && n.from.k == kFloat && n.narrow == "" {
 		buf, out := newBuffer[int64](ec.mem, ec.n)
 		for i, x := range fixedValues[float64](v.arr) {
 			out[i] = floatToLong(x)
 		}
-		return vec{arr: makeArray(n.to.arrowType(), ec.n, valid, nulls, buf)}, nil
+		return vec{arr: makeArray(n.to.arrowType(), ec.n, valid, nulls, buf), owned: true}, nil
 	}
 	var s strSrc
 	var bits []byte

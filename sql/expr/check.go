@@ -37,20 +37,30 @@ func compile(src string, schema *arrow.Schema) (*Expr, error) {
 	if root.typ().k == kNull {
 		return nil, c.errf(a.off, "expression is always NULL and has no type; write CAST(NULL AS <type>)")
 	}
-	return &Expr{src: src, schema: schema, typ: root.typ().arrowType(), root: root, cols: c.cols}, nil
+	return &Expr{src: src, schema: schema, typ: root.typ().arrowType(), root: root, cols: c.cols, fused: fuse(root)}, nil
 }
 
 func (e *Expr) eval(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch) (arrow.Array, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ec := &evalCtx{ctx: ctx, mem: mem, rec: rec, src: e.src, n: int(rec.NumRows())}
+	ec := e.newEvalCtx(ctx, mem, rec)
+	defer e.doneEvalCtx()
 	v, err := e.root.eval(ec)
 	if err != nil {
 		return nil, err
 	}
 	return materialize(ec, v, e.root.typ()), nil
 }
+
+// newEvalCtx returns e's evaluation context, set up for rec.
+func (e *Expr) newEvalCtx(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch) *evalCtx {
+	e.ec = evalCtx{ctx: ctx, mem: mem, rec: rec, src: e.src, n: int(rec.NumRows())}
+	return &e.ec
+}
+
+// doneEvalCtx drops the references e's evaluation context holds.
+func (e *Expr) doneEvalCtx() { e.ec = evalCtx{} }
 
 func (c *checker) errf(off int, format string, args ...any) *Error {
 	return &Error{Src: c.src, Offset: off, Msg: fmt.Sprintf(format, args...)}

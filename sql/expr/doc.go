@@ -94,8 +94,19 @@
 // the typed value slices and validity bitmaps, with no interface calls,
 // reflection or allocation per row; int64, float64, utf8, bool and
 // timestamp columns are used without copying. Arithmetic on a freshly
-// computed array and a constant overwrites that array in place, so
-// `value * 2 + 1` allocates one result.
+// computed array and a constant (on either side) overwrites that array in
+// place, so `value * 2 + 1` allocates one result, and DOUBLE arithmetic
+// between a constant and a promoted BIGINT (`0.908 * price`) is one loop
+// over the integers, bit-identical to promoting first.
+//
+// [Expr.Select] evaluates a condition into a selection vector (the
+// indices of the TRUE rows), which is what a filter needs. A comparison
+// of a column, or of a BIGINT column modulo a constant, with a constant
+// (`auction % 123 = 0`, `price > 100`) runs as a fused, branch-free kernel
+// that writes the vector directly: no intermediate arrays and no
+// allocation once the caller's slice has grown. BenchmarkSelect measures
+// it against Eval plus a scan of the mask (about 3× faster for the
+// modulo, 4× for a plain comparison, over 4096 rows).
 //
 // The kernels are hand-written rather than arrow-go's compute functions.
 // BenchmarkEval measures both for `value * 2 + 1` over 4096 int64 rows:
@@ -110,9 +121,10 @@
 //
 // # Concurrency
 //
-// Compile is safe to call concurrently. An *Expr is immutable after
-// Compile, but it is to be used by one goroutine at a time (compile one
-// per subtask) so that later versions may keep scratch buffers in it.
+// Compile is safe to call concurrently. An *Expr is to be used by one
+// goroutine at a time (compile one per subtask): it keeps its evaluation
+// context as scratch, so that Eval and Select do not allocate it per
+// batch.
 // Eval allocates every array from the given allocator; the caller
 // releases the result, and every intermediate array is released before
 // Eval returns.

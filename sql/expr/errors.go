@@ -1,6 +1,13 @@
 package expr
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotBoolean is returned by [Expr.Select] for an expression whose type
+// is not BOOLEAN.
+var ErrNotBoolean = errors.New("expr: Select needs a BOOLEAN expression")
 
 // Error is a syntax or type error in an expression.
 type Error struct {

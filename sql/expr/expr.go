@@ -15,6 +15,12 @@ type Expr struct {
 	typ    arrow.DataType
 	root   node
 	cols   []string
+	// fused is Select's kernel for a condition of a fused shape, or nil.
+	fused *cmpSelect
+	// ec is the evaluation context of the current Eval or Select, kept
+	// here so that it is not allocated per batch (an Expr is used by one
+	// goroutine at a time); cleared afterwards so it retains no batch.
+	ec evalCtx
 }
 
 // Compile parses src and type-checks it against schema. The error, if any,

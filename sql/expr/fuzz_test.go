@@ -3,8 +3,10 @@ package expr_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sabotdev/sabot/sql/expr"
@@ -25,6 +27,8 @@ func FuzzCompile(f *testing.F) {
 		"UPPER(LOWER(big)) = CONCAT(name, '')",
 		"-9223372036854775808 / -1",
 		"((((value))))",
+		"MOD(value, 123) = 0",
+		"0.908 * value > 1",
 	} {
 		f.Add(s)
 	}
@@ -49,6 +53,22 @@ func FuzzCompile(f *testing.F) {
 		defer got.Release()
 		if got.Len() != int(rec.NumRows()) {
 			t.Fatalf("Eval(%q) returned %d rows for %d", src, got.Len(), rec.NumRows())
+		}
+		// A condition selects exactly the rows where it evaluates TRUE.
+		if b, ok := got.(*array.Boolean); ok {
+			sel, err := x.Select(context.Background(), mem, rec, nil)
+			if err != nil {
+				t.Fatalf("Select(%q) failed where Eval did not: %v", src, err)
+			}
+			var want []int32
+			for i := range b.Len() {
+				if b.IsValid(i) && b.Value(i) {
+					want = append(want, int32(i))
+				}
+			}
+			if !slices.Equal(sel, want) {
+				t.Fatalf("Select(%q) = %v, Eval is TRUE at %v", src, sel, want)
+			}
 		}
 	})
 }

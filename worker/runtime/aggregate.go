@@ -300,6 +300,12 @@ func (a *aggregateOp) emit(ctx context.Context, rec arrow.RecordBatch, out Outpu
 
 // takeArray returns a new array of col's values at rows.
 func takeArray(ctx context.Context, mem memory.Allocator, col arrow.Array, rows []int32) (arrow.Array, error) {
+	return gatherArray(ctx, mem, col, rows)
+}
+
+// computeTake is arrow's compute "take": gatherArray's fallback for the
+// types it does not copy itself.
+func computeTake(ctx context.Context, mem memory.Allocator, col arrow.Array, rows []int32) (arrow.Array, error) {
 	idxData := array.NewData(arrow.PrimitiveTypes.Int32, len(rows),
 		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(rows))}, nil, 0, 0)
 	defer idxData.Release()

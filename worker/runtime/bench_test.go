@@ -11,8 +11,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sabotdev/sabot/examples"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
+	"github.com/sabotdev/sabot/internal/manifest"
 )
 
 // countingSink discards batches, counting rows and summing column 0.
@@ -123,6 +125,59 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 				if !tc.mapFilter && rows.Load() != n {
 					b.Fatalf("got %d rows, want %d", rows.Load(), n)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+// nexmarkGraph resolves examples/nexmark/<q>.yaml for n events at
+// parallelism 1.
+func nexmarkGraph(b *testing.B, q string, n int64) *jobgraph.Graph {
+	b.Helper()
+	data, err := examples.FS.ReadFile("nexmark/" + q + ".yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, err := manifest.Parse(q+".yaml", data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec.Parallelism = 1
+	for _, v := range spec.GetGraph().GetVertices() {
+		v.Parallelism = 0
+		if nx := v.GetOperator().GetNexmark(); nx != nil {
+			nx.Events = n
+		}
+	}
+	g, err := jobgraph.Resolve(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+// BenchmarkNexmark runs the bundled Nexmark q0–q2 manifests (source →
+// map/filter → blackhole, chained at parallelism 1) on the default
+// allocator, as `sabot bench nexmark` does, reporting events/s and the
+// bytes allocated per event.
+//
+//	go test -run '^$' -bench Nexmark -benchtime 3x -cpuprofile cpu.out ./worker/runtime/
+func BenchmarkNexmark(b *testing.B) {
+	const n = 2_000_000
+	for _, q := range []string{"q0", "q1", "q2"} {
+		b.Run(q, func(b *testing.B) {
+			g := nexmarkGraph(b, q, n)
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				var rows atomic.Int64
+				if err := Run(context.Background(), Config{Graph: g, SinkRows: &rows}); err != nil {
+					b.Fatal(err)
+				}
+				if rows.Load() == 0 {
+					b.Fatal("no rows reached the sink")
 				}
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/time.Since(start).Seconds(), "events/s")

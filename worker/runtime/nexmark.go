@@ -16,11 +16,19 @@ import (
 // parallelism. It emits as fast as downstream takes batches (backpressure
 // paces it) and, after each batch, the reference watermark: the batch's
 // last event time minus nexmark.WatermarkDelay (the generator is in order).
+//
+// The generator allocates from a bufferPool over the job's allocator: the
+// buffers of batches released downstream come back to the source for the
+// next batches, so a steady stream allocates nothing and leaves the
+// garbage collector nothing to do.
 type nexmarkSource struct {
 	table     sabotv1.NexmarkTable
+	pool      *bufferPool
 	gen       *nexmark.Generator
 	batchSize int
 	lastWM    int64
+	// timeCol is the index of the dateTime column of the table's schema.
+	timeCol int
 }
 
 func newNexmarkSource(spec *sabotv1.NexmarkSource, info TaskInfo, e *env) (*nexmarkSource, error) {
@@ -30,17 +38,38 @@ func newNexmarkSource(spec *sabotv1.NexmarkSource, info TaskInfo, e *env) (*nexm
 		NumEvents:       spec.GetEvents(),
 		Instances:       info.Parallelism,
 	}
-	gen, err := nexmark.NewGenerator(cfg, info.Subtask, e.mem)
+	pool := newBufferPool(e.mem, 0)
+	gen, err := nexmark.NewGenerator(cfg, info.Subtask, pool)
 	if err != nil {
 		return nil, fmt.Errorf("nexmark source: %w", err)
 	}
-	return &nexmarkSource{table: spec.GetTable(), gen: gen, batchSize: e.batchSize, lastWM: MinWatermark}, nil
+	schema := nexmark.BidSchema()
+	switch spec.GetTable() {
+	case sabotv1.NexmarkTable_NEXMARK_TABLE_PERSON:
+		schema = nexmark.PersonSchema()
+	case sabotv1.NexmarkTable_NEXMARK_TABLE_AUCTION:
+		schema = nexmark.AuctionSchema()
+	default:
+		// Bids.
+	}
+	timeCol := -1
+	if idx := schema.FieldIndices("dateTime"); len(idx) == 1 {
+		timeCol = idx[0]
+	}
+	return &nexmarkSource{
+		table: spec.GetTable(), pool: pool, gen: gen, batchSize: e.batchSize,
+		lastWM: MinWatermark, timeCol: timeCol,
+	}, nil
 }
 
 func (s *nexmarkSource) Open(context.Context) error { return nil }
 
+// Close releases the generator and empties the pool; buffers of batches
+// still held downstream go straight back to the job's allocator when
+// released. Idempotent.
 func (s *nexmarkSource) Close() error {
 	s.gen.Release()
+	s.pool.Close()
 	return nil
 }
 
@@ -73,9 +102,8 @@ func (s *nexmarkSource) Next(ctx context.Context, out Output) (bool, error) {
 	}
 	// dateTime is the event-time column of every table; rows are in event
 	// order, so the last row holds the batch's maximum.
-	idx := rec.Schema().FieldIndices("dateTime")
-	if len(idx) == 1 {
-		ts := rec.Column(idx[0]).(*array.Timestamp).Value(int(rec.NumRows()) - 1)
+	if s.timeCol >= 0 {
+		ts := rec.Column(s.timeCol).(*array.Timestamp).Value(int(rec.NumRows()) - 1)
 		if wm := int64(ts) - nexmark.WatermarkDelay.Milliseconds(); wm > s.lastWM {
 			s.lastWM = wm
 			if err := out.EmitWatermark(ctx, wm); err != nil {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
@@ -164,30 +162,8 @@ func (h *hashSplitter) split(ctx context.Context, rec arrow.RecordBatch, w *edge
 	return nil
 }
 
-// take returns a new batch of rec's rows at the given indices.
+// take returns a batch of rec's rows at the given indices (gather: a
+// zero-copy slice when they are one contiguous run).
 func take(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error) {
-	// The index array views rows in place: take reads it and copies the
-	// values, so it need not outlive this call.
-	idxData := array.NewData(arrow.PrimitiveTypes.Int32, len(rows),
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(rows))}, nil, 0, 0)
-	defer idxData.Release()
-	idx := array.NewInt32Data(idxData)
-	defer idx.Release()
-	cctx := compute.WithAllocator(ctx, mem)
-	cols := make([]arrow.Array, rec.NumCols())
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-	}()
-	for i, col := range rec.Columns() {
-		out, err := compute.TakeArrayOpts(cctx, col, idx, compute.TakeOptions{BoundsCheck: false})
-		if err != nil {
-			return nil, fmt.Errorf("runtime: take: %w", err)
-		}
-		cols[i] = out
-	}
-	return array.NewRecordBatch(rec.Schema(), cols, int64(len(rows))), nil
+	return gather(ctx, mem, rec, rows)
 }

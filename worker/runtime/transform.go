@@ -8,7 +8,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
@@ -90,17 +89,23 @@ func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error
 	}
 }
 
-// mapOp evaluates one expression per output column over each batch.
+// opPoolBytes bounds the free memory a map or filter keeps for reuse.
+const opPoolBytes = 4 << 20
+
+// mapOp evaluates one expression per output column over each batch. A
+// column that is a bare input column is passed through without copying;
+// computed columns are allocated from the operator's pool, so their
+// memory is reused once the batches carrying them are released.
 type mapOp struct {
 	baseOperator
-	mem    memory.Allocator
+	mem    *bufferPool
 	schema *arrow.Schema
 	exprs  []*expr.Expr
 	cols   []arrow.Array
 }
 
 func newMapOp(spec *sabotv1.MapOperator, v *jobgraph.Vertex, e *env) (*mapOp, error) {
-	m := &mapOp{mem: e.mem, schema: v.Schema}
+	m := &mapOp{schema: v.Schema}
 	for i, c := range spec.GetColumns() {
 		x, err := expr.Compile(c.GetExpr(), v.InputSchema)
 		if err != nil {
@@ -112,6 +117,9 @@ func newMapOp(spec *sabotv1.MapOperator, v *jobgraph.Vertex, e *env) (*mapOp, er
 		m.exprs = append(m.exprs, x)
 	}
 	m.cols = make([]arrow.Array, len(m.exprs))
+	// Constructors acquire nothing (a failed build closes nothing): the
+	// pool is a plain wrapper until it holds freed buffers.
+	m.mem = newBufferPool(e.mem, opPoolBytes)
 	return m, nil
 }
 
@@ -137,10 +145,21 @@ func (m *mapOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Out
 	return err
 }
 
+// Close empties the pool; batches still held downstream free their
+// memory to the job's allocator when released.
+func (m *mapOp) Close() error {
+	m.mem.Close()
+	return nil
+}
+
 // filterOp keeps the rows whose condition is true; null counts as false.
+// The condition is evaluated into a selection vector (expr.Select: common
+// shapes such as `auction % 123 = 0` without intermediate arrays), and the
+// kept rows are gathered into a new batch; a batch whose rows all pass is
+// forwarded as is.
 type filterOp struct {
 	baseOperator
-	mem  memory.Allocator
+	mem  *bufferPool
 	cond *expr.Expr
 	rows []int32 // reused
 }
@@ -153,38 +172,32 @@ func newFilterOp(spec *sabotv1.FilterOperator, v *jobgraph.Vertex, e *env) (*fil
 	if x.Type().ID() != arrow.BOOL {
 		return nil, fmt.Errorf("filter condition %q is %s, not boolean", spec.GetCondition(), x.Type())
 	}
-	return &filterOp{mem: e.mem, cond: x}, nil
+	return &filterOp{mem: newBufferPool(e.mem, opPoolBytes), cond: x}, nil
 }
 
 func (f *filterOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
-	res, err := f.cond.Eval(ctx, f.mem, rec)
+	rows, err := f.cond.Select(ctx, f.mem, rec, f.rows[:0])
+	f.rows = rows
 	if err != nil {
 		return fmt.Errorf("filter condition: %w", err)
 	}
-	defer res.Release()
-	mask, ok := res.(*array.Boolean)
-	if !ok {
-		return fmt.Errorf("filter condition evaluated to %s, not boolean", res.DataType())
-	}
-	rows := f.rows[:0]
-	nulls := mask.NullN() > 0
-	for i := range mask.Len() {
-		if mask.Value(i) && (!nulls || mask.IsValid(i)) {
-			rows = append(rows, int32(i))
-		}
-	}
-	f.rows = rows
 	switch len(rows) {
 	case 0:
 		return nil
 	case int(rec.NumRows()):
 		return out.Emit(ctx, rec) // every row passes: no copy
 	}
-	kept, err := take(ctx, f.mem, rec, rows)
+	kept, err := gather(ctx, f.mem, rec, rows)
 	if err != nil {
 		return err
 	}
 	err = out.Emit(ctx, kept)
 	kept.Release()
 	return err
+}
+
+// Close empties the pool, as mapOp's.
+func (f *filterOp) Close() error {
+	f.mem.Close()
+	return nil
 }

@@ -458,7 +458,7 @@ func (p *paneOp) fire(t state.Timer) error {
 	end := t.Timestamp + 1
 	start := p.layout.start(end)
 	p.aggs.reset(p.merged)
-	any := false
+	found := false
 	nextEnd, hasNext := p.layout.nextEnd(end)
 	keep := false // a pane the next window needs had rows
 	for pe := start + p.layout.pane; pe <= end; pe += p.layout.pane {
@@ -471,7 +471,7 @@ func (p *paneOp) fire(t state.Timer) error {
 		if !ok {
 			continue
 		}
-		any = true
+		found = true
 		p.aggs.merge(p.merged, accs)
 		if hasNext && p.layout.start(nextEnd) < pe-p.layout.pane+1 {
 			keep = true
@@ -487,7 +487,7 @@ func (p *paneOp) fire(t state.Timer) error {
 			return err
 		}
 	}
-	if !any {
+	if !found {
 		return nil
 	}
 	return p.appendRow(Key{b: t.Key, kinds: p.keys.kinds}, start, end)

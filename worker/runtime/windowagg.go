@@ -263,7 +263,7 @@ func appendValue(dst []byte, k valueKind, col arrow.Array, r int) []byte {
 
 // insert adds v to the sorted distinct set.
 func (a *wacc) insert(v []byte) {
-	i, found := slices.BinarySearchFunc(a.set, v, func(e, t []byte) int { return compareBytes(e, t) })
+	i, found := slices.BinarySearchFunc(a.set, v, compareBytes)
 	if !found {
 		a.set = slices.Insert(a.set, i, v)
 	}
@@ -317,21 +317,11 @@ func (w *waggs) merge(dst, src []wacc) {
 	}
 }
 
-// empty reports whether no row was added to accs.
-func (w *waggs) empty(accs []wacc) bool {
-	for i := range accs {
-		if accs[i].n > 0 {
-			return false
-		}
-	}
-	return len(w.specs) > 0
-}
-
 // appendResults appends one output row of aggregate values to outs.
 func (w *waggs) appendResults(accs []wacc, outs []array.Builder) {
 	for j := range w.specs {
 		s, acc, b := &w.specs[j], &accs[j], outs[j]
-		switch s.fn {
+		switch s.fn { //nolint:exhaustive // the others are read from the accumulator below
 		case sabotv1.AggregateFunction_AGGREGATE_FUNCTION_COUNT:
 			b.(*array.Int64Builder).Append(acc.n)
 			continue

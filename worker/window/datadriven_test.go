@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -129,6 +130,11 @@ func scripts(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Directories (testdata/fuzz, the fuzz corpus) are not scripts.
+	paths = slices.DeleteFunc(paths, func(p string) bool {
+		fi, err := os.Stat(p)
+		return err != nil || fi.IsDir()
+	})
 	if len(paths) == 0 {
 		t.Fatal("no testdata scripts")
 	}

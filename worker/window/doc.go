@@ -61,7 +61,9 @@
 //     and the contents of the merged state windows are folded into the
 //     surviving one (accumulators with AggregateFunction.Merge, lists
 //     appended). Timers are per in-flight window, so a merged-away window
-//     never fires.
+//     never fires. As in Flink the new window is merged before it is
+//     checked for lateness: a late element whose window reaches a live
+//     session joins it; one that reaches nothing live is late.
 //   - Emitted results carry (key, window, value); their event time is
 //     window.MaxTimestamp(), as in Flink.
 //
@@ -89,8 +91,15 @@
 //     evicted before it (an aggregate then emits the result of an empty
 //     accumulator), as in Flink's EvictingWindowOperator; a window whose
 //     list is empty in state does not fire.
-//   - ContinuousEventTimeTrigger.Clear also deletes the end-of-window
-//     timer (Flink leaves it to fire into a cleared window, harmlessly).
+//   - Timers of merged-away windows are all deleted, so nothing fires for
+//     a window that no longer exists. Flink deletes the cleanup timer and
+//     calls the trigger's clear, but ContinuousEventTimeTrigger's onMerge
+//     merges away the state that its clear needs to find the pending early
+//     firing, which then fires into nothing; here OnMerge first deletes the
+//     merged windows' early firings (TriggerContext.InWindow), and Clear
+//     also deletes the end-of-window timer.
+//   - Timers due at the same time fire in (key group, key, window) order,
+//     the timer service's order; keys compare length first.
 //   - Triggers create their partitioned state in Open, on the operator's
 //     Keyed; the engine sets the namespace to the window before every other
 //     call. A stateful trigger value serves one Operator.
@@ -103,23 +112,31 @@
 // caused them and must not call the Operator.
 //
 //	k, _ := state.NewKeyed(backend, "window-1")
-//	sum, _ := window.Tumbling[int64](window.EventTime, 60_000, 0)
+//	tumbling, _ := window.Tumbling[int64](window.EventTime, 60_000, 0)
 //	op, err := window.New(k, window.Config[int64, int64]{
-//		Assigner:        sum,
+//		Assigner:        tumbling,
 //		AllowedLateness: 5_000,
 //		Function: window.Reduce(func(a, b int64) int64 { return a + b }, state.Int64Codec{}),
 //		Emit: func(key []byte, w window.Window, total int64) error {
-//			return out.Append(key, w.Start, w.End, total) // the runtime's batch builder
+//			return sums.Append(key, w, total) // the runtime's batch builder; key is valid during the call
 //		},
-//		Late: func(key []byte, ts int64, v int64) error { return lateOut.Append(key, ts, v) },
+//		Late: func(key []byte, ts int64, v int64) error { return late.Append(key, ts, v) },
 //	})
 //	// per input row:
 //	k.SetCurrentKey(keyBytes, keyGroup)
 //	op.ProcessElement(rowTimestamp, rowValue)
-//	// per watermark, after the batch before it:
+//	// per watermark, after the rows before it:
 //	op.AdvanceWatermark(wm)
-//	// per batch, or when NextProcessingTime is due:
+//	// per batch, and when NextProcessingTime is due:
 //	op.AdvanceProcessingTime(nowMillis)
+//
+// The element type is the runtime's choice: a value per row (as above), a
+// row index into a retained batch, or a small struct, with a Codec when
+// windows keep elements (Process, evictors). Timestamps and the Emit
+// window's MaxTimestamp are int64 milliseconds, the runtime's event-time
+// column. A watermark of math.MaxInt64 (end of input) fires and cleans
+// every event-time window; processing-time windows wait for processing
+// time, and the global window is never cleaned up.
 //
 // Every error is returned to the caller, wrapping ErrInvalidConfig,
 // ErrInvalidGap, ErrNoTimestamp or ErrLateMerge, a callback's error, or

@@ -388,6 +388,16 @@ func (e *Events) auctionInto(n int64, a *auctionRow) {
 }
 
 func (e *Events) bidInto(n int64, b *bidRow) {
+	r, size := e.bidHead(n, b)
+	b.extra = slices.Grow(b.extra[:0], size)[:size]
+	fillLetters(b.extra, &r)
+}
+
+// bidHead fills every field of bid n but extra, and returns the event's
+// random stream positioned at extra's letters together with extra's
+// length: bidInto appends the letters to its row, the generator writes
+// them straight into the Arrow buffer. Either way the bid is the same.
+func (e *Events) bidHead(n int64, b *bidRow) (rng, int) {
 	r := newRNG(e.key, n)
 	if r.intn(uint64(e.cfg.HotAuctionRatio)) > 0 {
 		// The hot auction: the first of the latest block of hotGroup.
@@ -412,7 +422,8 @@ func (e *Events) bidInto(n int64, b *bidRow) {
 	}
 	b.dateTime = e.DateTime(n)
 	// The reference counts the four 8-byte fields only (not channel, url).
-	b.extra = appendExtra(b.extra[:0], &r, 8+8+8+8, e.cfg.AvgBidBytes)
+	size := extraLen(&r, 8+8+8+8, e.cfg.AvgBidBytes)
+	return r, size
 }
 
 // appendRandString appends the reference's nextString(maxLen, special):
@@ -447,12 +458,22 @@ func appendRandString(dst []byte, r *rng, maxLen int, special byte) []byte {
 }
 
 // appendExtra appends the reference's nextExtra: random letters such that
-// currentSize plus their count averages avgSize — uniform in
-// [d - δ, d + δ) with d = avgSize - currentSize and δ = round(d/5); none
-// when currentSize already exceeds avgSize.
+// currentSize plus their count averages avgSize (see extraLen).
 func appendExtra(dst []byte, r *rng, currentSize, avgSize int) []byte {
+	size := extraLen(r, currentSize, avgSize)
+	start := len(dst)
+	dst = slices.Grow(dst, size)[:start+size]
+	fillLetters(dst[start:], r)
+	return dst
+}
+
+// extraLen draws the length of the reference's nextExtra: uniform in
+// [d - δ, d + δ) with d = avgSize - currentSize and δ = round(d/5); 0
+// when currentSize already exceeds avgSize. The letters (fillLetters) are
+// drawn from r after it.
+func extraLen(r *rng, currentSize, avgSize int) int {
 	if currentSize > avgSize {
-		return dst
+		return 0
 	}
 	d := avgSize - currentSize
 	delta := (2*d + 5) / 10 // round-half-up of d × 0.2
@@ -460,9 +481,11 @@ func appendExtra(dst []byte, r *rng, currentSize, avgSize int) []byte {
 	if delta > 0 {
 		size += int(r.intn(uint64(2 * delta)))
 	}
-	start := len(dst)
-	dst = slices.Grow(dst, size)[:start+size]
-	out := dst[start:]
+	return size
+}
+
+// fillLetters overwrites out with random lower-case letters.
+func fillLetters(out []byte, r *rng) {
 	// Each 64-bit draw gives four letters, one per 16-bit chunk scaled to
 	// [0, 26) by multiply-shift (bias below 1 in 2,500 per letter); the
 	// four are independent, so the loop is not latency-bound.
@@ -481,5 +504,4 @@ func appendExtra(dst []byte, r *rng, currentSize, avgSize int) []byte {
 			x >>= 16
 		}
 	}
-	return dst
 }
