@@ -363,10 +363,17 @@ func (p *paneOp) group(rec arrow.RecordBatch) error {
 			return fmt.Errorf("window: row %d has a null event time in column %q; event-time windows need a time for every row (filter such rows out first)",
 				i, rec.ColumnName(p.tsCol))
 		}
-		pe := p.layout.paneEnd(timeValue(col, i))
+		ts := timeValue(col, i)
+		pe := p.layout.paneEnd(ts)
 		last := p.layout.lastEnd(pe)
 		if last < p.layout.firstEnd(pe) {
-			continue // between the windows of a slide larger than the size: in none
+			// Between the windows of a slide larger than the size: in
+			// none. As Flink, such a row is late if the watermark passed
+			// it, and otherwise dropped.
+			if ts <= p.wm {
+				p.late = append(p.late, int32(i))
+			}
+			continue
 		}
 		if last-1 <= p.wm {
 			p.late = append(p.late, int32(i))

@@ -103,10 +103,10 @@ type sliding[T any] struct {
 
 // Sliding returns windows of size starting every slide (hopping windows),
 // aligned to offset; an element belongs to the size/slide windows (rounded
-// up) containing it, the latest first. size > 0, 0 < slide ≤ size and
-// |offset| < slide, else ErrInvalidConfig. Flink also accepts slide > size
-// (windows with gaps between them, whose elements are silently dropped);
-// Sabot rejects it.
+// up) containing it, the latest first. size > 0, slide > 0 and
+// |offset| < slide, else ErrInvalidConfig. As in Flink, slide may exceed
+// size: the windows then have gaps, and an element in a gap belongs to no
+// window (it is dropped, not late).
 func Sliding[T any](d TimeDomain, size, slide, offset int64) (Assigner[T], error) {
 	if err := checkDomain("sliding", d); err != nil {
 		return nil, err
@@ -116,8 +116,6 @@ func Sliding[T any](d TimeDomain, size, slide, offset int64) (Assigner[T], error
 		return nil, configError("sliding size", "%d must be > 0", size)
 	case slide <= 0:
 		return nil, configError("sliding slide", "%d must be > 0", slide)
-	case slide > size:
-		return nil, configError("sliding slide", "%d must not exceed size %d", slide, size)
 	case offset <= -slide || offset >= slide:
 		return nil, configError("sliding offset", "|%d| must be < slide %d", offset, slide)
 	}

@@ -174,7 +174,6 @@ func TestAssignerErrors(t *testing.T) {
 		{"tumbling size 0", second(window.Tumbling[int64](E, 0, 0))},
 		{"tumbling offset = size", second(window.Tumbling[int64](E, 10, -10))},
 		{"tumbling bad domain", second(window.Tumbling[int64](0, 10, 0))},
-		{"sliding slide > size", second(window.Sliding[int64](E, 10, 11, 0))},
 		{"sliding offset = slide", second(window.Sliding[int64](E, 10, 5, 5))},
 		{"session gap -1", second(window.Session[int64](E, -1))},
 		{"dynamic session nil", second(window.DynamicSession[int64](E, nil))},

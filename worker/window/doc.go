@@ -73,9 +73,10 @@
 //     passes to AdvanceProcessingTime (starting at 0), never a wall clock;
 //     processing-time assigners use the latest value, so the runtime
 //     advances it before the elements it should apply to (say, per batch).
-//   - Sliding rejects slide > size (Flink accepts it and silently drops the
-//     elements between windows). Constructors reject sizes, gaps, counts
-//     and intervals ≤ 0 with ErrInvalidConfig naming the setting.
+//   - Sliding accepts slide > size, as Flink: an element between windows
+//     belongs to none and is dropped (it is not late). Constructors reject
+//     sizes, gaps, counts and intervals ≤ 0 with ErrInvalidConfig naming
+//     the setting.
 //   - Cumulate follows Flink SQL's CUMULATE(step, size, offset) for the
 //     DataStream-style engine: windows of a max-window share its start,
 //     aligned to maxSize.
