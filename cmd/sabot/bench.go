@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -31,6 +33,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		events      int64
 		parallelism int
 		seed        int64
+		cpuProfile  string
 	)
 	nx := &cobra.Command{
 		Use:   "nexmark",
@@ -42,6 +45,17 @@ func newBenchCmd(g *globals) *cobra.Command {
 			"p50/p99 latency per batch from when the source began producing it to the sink.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := benchNexmark(cmd.Context(), query, events, parallelism, seed)
 			if err != nil {
 				return err
@@ -54,6 +68,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.Int64Var(&events, "events", 10_000_000, "events to generate (all kinds; 92% are bids)")
 	f.IntVar(&parallelism, "parallelism", 1, "parallelism of every step")
 	f.Int64Var(&seed, "seed", 42, "generator seed")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (baseline and engine) to this file")
 	bench.AddCommand(nx)
 	return bench
 }
