@@ -15,7 +15,7 @@ import (
 // value lists are the manifest names of the proto enum values 1, 2, …
 
 func kafkaSourceKeys() []string {
-	return []string{"brokers", "topics", "topic_pattern", "start", "start_timestamp_ms", "format", "columns", "bad_records", "dead_letter_topic", "event_time"}
+	return []string{"brokers", "topics", "topic_pattern", "start", "start_timestamp_ms", "start_offsets", "format", "columns", "bad_records", "dead_letter_topic", "event_time"}
 }
 func fileSourceKeys() []string { return []string{"path", "format", "columns", "event_time"} }
 func kafkaSinkKeys() []string {
@@ -36,7 +36,7 @@ func triggerKeys() []string {
 	return []string{"event_time", "processing_time", "count", "continuous_event_time_ms", "purging"}
 }
 func evictorKeys() []string    { return []string{"count", "time_ms", "delta", "evict_after"} }
-func kafkaStarts() []string    { return []string{"earliest", "latest", "timestamp"} }
+func kafkaStarts() []string    { return []string{"earliest", "latest", "timestamp", "offsets"} }
 func recordFormats() []string  { return []string{"json", "raw", "csv"} }
 func badRecordNames() []string { return []string{"fail", "skip", "dead_letter"} }
 func partitioners() []string   { return []string{"hash", "round_robin", "fixed"} }
@@ -138,6 +138,8 @@ func (d *decoder) kafkaSource(e entry) (*sabotv1.KafkaSource, bool) {
 			}
 		case "start_timestamp_ms":
 			k.StartTimestampMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+		case "start_offsets":
+			k.StartOffsets = d.startOffsets(x)
 		case "format":
 			if i, good := d.enum(x, recordFormats()); good {
 				k.Format = sabotv1.RecordFormat(i + 1)
@@ -475,4 +477,23 @@ func (d *decoder) evictor(e entry) *sabotv1.WindowEvictor {
 		d.errorf(e.pos, e.path, "set one evictor: count, time_ms or delta")
 	}
 	return ev
+}
+
+// startOffsets decodes {topic: {partition: offset, …}, …}.
+func (d *decoder) startOffsets(e entry) []*sabotv1.KafkaPartitionOffset {
+	topics, _ := d.mapping(e.path, e.value, nil)
+	var out []*sabotv1.KafkaPartitionOffset
+	for _, t := range topics {
+		parts, _ := d.mapping(t.path, t.value, nil)
+		for _, p := range parts {
+			n, err := strconv.ParseInt(p.key, 10, 32)
+			if err != nil || n < 0 {
+				d.errorf(p.pos, p.path, "expected a partition number, got %q", p.key)
+				continue
+			}
+			off, _ := d.integer(p, math.MinInt64, math.MaxInt64)
+			out = append(out, &sabotv1.KafkaPartitionOffset{Topic: t.key, Partition: int32(n), Offset: off})
+		}
+	}
+	return out
 }

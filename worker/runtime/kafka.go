@@ -71,6 +71,14 @@ func newKafkaSource(spec *sabotv1.KafkaSource, v *jobgraph.Vertex, info TaskInfo
 		cfg.Start.Mode = kafka.StartLatest
 	case sabotv1.KafkaStart_KAFKA_START_TIMESTAMP:
 		cfg.Start = kafka.Start{Mode: kafka.StartTimestamp, TimestampMillis: spec.GetStartTimestampMs()}
+	case sabotv1.KafkaStart_KAFKA_START_OFFSETS:
+		cfg.Start = kafka.Start{Mode: kafka.StartOffsets, Offsets: map[string]map[int32]int64{}}
+		for _, o := range spec.GetStartOffsets() {
+			if cfg.Start.Offsets[o.GetTopic()] == nil {
+				cfg.Start.Offsets[o.GetTopic()] = map[int32]int64{}
+			}
+			cfg.Start.Offsets[o.GetTopic()][o.GetPartition()] = o.GetOffset()
+		}
 	default: // unspecified, earliest
 		cfg.Start.Mode = kafka.StartEarliest
 	}

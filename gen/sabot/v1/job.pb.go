@@ -328,6 +328,9 @@ const (
 	KafkaStart_KAFKA_START_LATEST      KafkaStart = 2
 	// The first record at or after start_timestamp_ms.
 	KafkaStart_KAFKA_START_TIMESTAMP KafkaStart = 3
+	// The offsets given in start_offsets; partitions not listed start at
+	// the earliest offset.
+	KafkaStart_KAFKA_START_OFFSETS KafkaStart = 4
 )
 
 // Enum value maps for KafkaStart.
@@ -337,12 +340,14 @@ var (
 		1: "KAFKA_START_EARLIEST",
 		2: "KAFKA_START_LATEST",
 		3: "KAFKA_START_TIMESTAMP",
+		4: "KAFKA_START_OFFSETS",
 	}
 	KafkaStart_value = map[string]int32{
 		"KAFKA_START_UNSPECIFIED": 0,
 		"KAFKA_START_EARLIEST":    1,
 		"KAFKA_START_LATEST":      2,
 		"KAFKA_START_TIMESTAMP":   3,
+		"KAFKA_START_OFFSETS":     4,
 	}
 )
 
@@ -2080,8 +2085,10 @@ type KafkaSource struct {
 	BadRecords      BadRecordPolicy `protobuf:"varint,8,opt,name=bad_records,json=badRecords,proto3,enum=sabot.v1.BadRecordPolicy" json:"bad_records,omitempty"`
 	DeadLetterTopic string          `protobuf:"bytes,9,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
 	EventTime       *EventTime      `protobuf:"bytes,10,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Next offset to read per partition, with start KAFKA_START_OFFSETS.
+	StartOffsets  []*KafkaPartitionOffset `protobuf:"bytes,11,rep,name=start_offsets,json=startOffsets,proto3" json:"start_offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KafkaSource) Reset() {
@@ -2184,6 +2191,74 @@ func (x *KafkaSource) GetEventTime() *EventTime {
 	return nil
 }
 
+func (x *KafkaSource) GetStartOffsets() []*KafkaPartitionOffset {
+	if x != nil {
+		return x.StartOffsets
+	}
+	return nil
+}
+
+// KafkaPartitionOffset is a position in one partition of a topic.
+type KafkaPartitionOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KafkaPartitionOffset) Reset() {
+	*x = KafkaPartitionOffset{}
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KafkaPartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KafkaPartitionOffset) ProtoMessage() {}
+
+func (x *KafkaPartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KafkaPartitionOffset.ProtoReflect.Descriptor instead.
+func (*KafkaPartitionOffset) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *KafkaPartitionOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *KafkaPartitionOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *KafkaPartitionOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 // KafkaSink writes rows to a Kafka topic, at least once (transactional
 // exactly-once arrives with checkpoints).
 type KafkaSink struct {
@@ -2200,7 +2275,7 @@ type KafkaSink struct {
 
 func (x *KafkaSink) Reset() {
 	*x = KafkaSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2287,7 @@ func (x *KafkaSink) String() string {
 func (*KafkaSink) ProtoMessage() {}
 
 func (x *KafkaSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2300,7 @@ func (x *KafkaSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSink.ProtoReflect.Descriptor instead.
 func (*KafkaSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KafkaSink) GetBrokers() []string {
@@ -2276,7 +2351,7 @@ type Aggregation struct {
 
 func (x *Aggregation) Reset() {
 	*x = Aggregation{}
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2363,7 @@ func (x *Aggregation) String() string {
 func (*Aggregation) ProtoMessage() {}
 
 func (x *Aggregation) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2376,7 @@ func (x *Aggregation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Aggregation.ProtoReflect.Descriptor instead.
 func (*Aggregation) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Aggregation) GetName() string {
@@ -2344,7 +2419,7 @@ type KeyedAggregate struct {
 
 func (x *KeyedAggregate) Reset() {
 	*x = KeyedAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2431,7 @@ func (x *KeyedAggregate) String() string {
 func (*KeyedAggregate) ProtoMessage() {}
 
 func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2444,7 @@ func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyedAggregate.ProtoReflect.Descriptor instead.
 func (*KeyedAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KeyedAggregate) GetAggregations() []*Aggregation {
@@ -2439,7 +2514,7 @@ type WindowAggregate struct {
 
 func (x *WindowAggregate) Reset() {
 	*x = WindowAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2526,7 @@ func (x *WindowAggregate) String() string {
 func (*WindowAggregate) ProtoMessage() {}
 
 func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2539,7 @@ func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowAggregate.ProtoReflect.Descriptor instead.
 func (*WindowAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WindowAggregate) GetAssigner() isWindowAggregate_Assigner {
@@ -2635,7 +2710,7 @@ type TumblingWindow struct {
 
 func (x *TumblingWindow) Reset() {
 	*x = TumblingWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2722,7 @@ func (x *TumblingWindow) String() string {
 func (*TumblingWindow) ProtoMessage() {}
 
 func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2735,7 @@ func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TumblingWindow.ProtoReflect.Descriptor instead.
 func (*TumblingWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TumblingWindow) GetSizeMs() int64 {
@@ -2690,7 +2765,7 @@ type SlidingWindow struct {
 
 func (x *SlidingWindow) Reset() {
 	*x = SlidingWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +2777,7 @@ func (x *SlidingWindow) String() string {
 func (*SlidingWindow) ProtoMessage() {}
 
 func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +2790,7 @@ func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlidingWindow.ProtoReflect.Descriptor instead.
 func (*SlidingWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SlidingWindow) GetSizeMs() int64 {
@@ -2754,7 +2829,7 @@ type SessionWindow struct {
 
 func (x *SessionWindow) Reset() {
 	*x = SessionWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2766,7 +2841,7 @@ func (x *SessionWindow) String() string {
 func (*SessionWindow) ProtoMessage() {}
 
 func (x *SessionWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2779,7 +2854,7 @@ func (x *SessionWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionWindow.ProtoReflect.Descriptor instead.
 func (*SessionWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SessionWindow) GetGapMs() int64 {
@@ -2810,7 +2885,7 @@ type CumulateWindow struct {
 
 func (x *CumulateWindow) Reset() {
 	*x = CumulateWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2897,7 @@ func (x *CumulateWindow) String() string {
 func (*CumulateWindow) ProtoMessage() {}
 
 func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2910,7 @@ func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CumulateWindow.ProtoReflect.Descriptor instead.
 func (*CumulateWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CumulateWindow) GetStepMs() int64 {
@@ -2869,7 +2944,7 @@ type GlobalWindow struct {
 
 func (x *GlobalWindow) Reset() {
 	*x = GlobalWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +2956,7 @@ func (x *GlobalWindow) String() string {
 func (*GlobalWindow) ProtoMessage() {}
 
 func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +2969,7 @@ func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalWindow.ProtoReflect.Descriptor instead.
 func (*GlobalWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 // WindowTrigger decides when a window emits (fires) and whether it is
@@ -2917,7 +2992,7 @@ type WindowTrigger struct {
 
 func (x *WindowTrigger) Reset() {
 	*x = WindowTrigger{}
-	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3004,7 @@ func (x *WindowTrigger) String() string {
 func (*WindowTrigger) ProtoMessage() {}
 
 func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3017,7 @@ func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowTrigger.ProtoReflect.Descriptor instead.
 func (*WindowTrigger) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WindowTrigger) GetKind() isWindowTrigger_Kind {
@@ -3044,7 +3119,7 @@ type WindowEvictor struct {
 
 func (x *WindowEvictor) Reset() {
 	*x = WindowEvictor{}
-	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3131,7 @@ func (x *WindowEvictor) String() string {
 func (*WindowEvictor) ProtoMessage() {}
 
 func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3144,7 @@ func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowEvictor.ProtoReflect.Descriptor instead.
 func (*WindowEvictor) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WindowEvictor) GetKind() isWindowEvictor_Kind {
@@ -3150,7 +3225,7 @@ type DeltaEvictor struct {
 
 func (x *DeltaEvictor) Reset() {
 	*x = DeltaEvictor{}
-	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3162,7 +3237,7 @@ func (x *DeltaEvictor) String() string {
 func (*DeltaEvictor) ProtoMessage() {}
 
 func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3175,7 +3250,7 @@ func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeltaEvictor.ProtoReflect.Descriptor instead.
 func (*DeltaEvictor) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeltaEvictor) GetField() string {
@@ -3216,7 +3291,7 @@ type ProcessFunction struct {
 
 func (x *ProcessFunction) Reset() {
 	*x = ProcessFunction{}
-	mi := &file_sabot_v1_job_proto_msgTypes[29]
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3303,7 @@ func (x *ProcessFunction) String() string {
 func (*ProcessFunction) ProtoMessage() {}
 
 func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[29]
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3316,7 @@ func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessFunction.ProtoReflect.Descriptor instead.
 func (*ProcessFunction) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ProcessFunction) GetName() string {
@@ -3290,7 +3365,7 @@ type SideOutput struct {
 
 func (x *SideOutput) Reset() {
 	*x = SideOutput{}
-	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3377,7 @@ func (x *SideOutput) String() string {
 func (*SideOutput) ProtoMessage() {}
 
 func (x *SideOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3390,7 @@ func (x *SideOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SideOutput.ProtoReflect.Descriptor instead.
 func (*SideOutput) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SideOutput) GetName() string {
@@ -3342,7 +3417,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[31]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3429,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[31]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3442,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -3383,7 +3458,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[32]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3470,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[32]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3483,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -3455,7 +3530,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[33]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3467,7 +3542,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[33]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3480,7 +3555,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -3531,7 +3606,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[34]
+	mi := &file_sabot_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3543,7 +3618,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[34]
+	mi := &file_sabot_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3556,7 +3631,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Job) GetId() string {
@@ -3694,7 +3769,7 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x04kind\"y\n" +
 	"\tEventTime\x121\n" +
 	"\x0ftimestamp_field\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x0etimestampField\x129\n" +
-	"\twatermark\x18\x02 \x01(\v2\x1b.sabot.v1.WatermarkStrategyR\twatermark\"\xa2\x06\n" +
+	"\twatermark\x18\x02 \x01(\v2\x1b.sabot.v1.WatermarkStrategyR\twatermark\"\x89\b\n" +
 	"\vKafkaSource\x12(\n" +
 	"\abrokers\x18\x01 \x03(\tB\x0e\xbaH\v\x92\x01\b\b\x01\"\x04r\x02\x10\x01R\abrokers\x12$\n" +
 	"\x06topics\x18\x02 \x03(\tB\f\xbaH\t\x92\x01\x06\"\x04r\x02\x10\x01R\x06topics\x12#\n" +
@@ -3708,9 +3783,15 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x11dead_letter_topic\x18\t \x01(\tR\x0fdeadLetterTopic\x122\n" +
 	"\n" +
 	"event_time\x18\n" +
-	" \x01(\v2\x13.sabot.v1.EventTimeR\teventTime:\xa2\x02\xbaH\x9e\x02\x1as\n" +
+	" \x01(\v2\x13.sabot.v1.EventTimeR\teventTime\x12N\n" +
+	"\rstart_offsets\x18\v \x03(\v2\x1e.sabot.v1.KafkaPartitionOffsetB\t\xbaH\x06\x92\x01\x03\x10\x90NR\fstartOffsets:\xb9\x03\xbaH\xb5\x03\x1a\x94\x01\n" +
+	"\x1akafka_source.start_offsets\x12Astart_offsets go with start KAFKA_START_OFFSETS, and only with it\x1a3(this.start == 4) == (size(this.start_offsets) > 0)\x1as\n" +
 	"\x13kafka_source.topics\x12%set topics or topic_pattern, not both\x1a5(size(this.topics) > 0) != (this.topic_pattern != '')\x1a\xa6\x01\n" +
-	"\x1ekafka_source.dead_letter_topic\x12Idead_letter_topic is required with bad_records DEAD_LETTER, and only then\x1a9(this.bad_records == 3) == (this.dead_letter_topic != '')\"\xf9\x01\n" +
+	"\x1ekafka_source.dead_letter_topic\x12Idead_letter_topic is required with bad_records DEAD_LETTER, and only then\x1a9(this.bad_records == 3) == (this.dead_letter_topic != '')\"}\n" +
+	"\x14KafkaPartitionOffset\x12\x1d\n" +
+	"\x05topic\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05topic\x12%\n" +
+	"\tpartition\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\tpartition\x12\x1f\n" +
+	"\x06offset\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x06offset\"\xf9\x01\n" +
 	"\tKafkaSink\x12(\n" +
 	"\abrokers\x18\x01 \x03(\tB\x0e\xbaH\v\x92\x01\b\b\x01\"\x04r\x02\x10\x01R\abrokers\x12\x1d\n" +
 	"\x05topic\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05topic\x12\x1d\n" +
@@ -3848,13 +3929,14 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x12COLUMN_TYPE_STRING\x10\x03\x12\x14\n" +
 	"\x10COLUMN_TYPE_BOOL\x10\x04\x12\x19\n" +
 	"\x15COLUMN_TYPE_TIMESTAMP\x10\x05\x12\x15\n" +
-	"\x11COLUMN_TYPE_BYTES\x10\x06*v\n" +
+	"\x11COLUMN_TYPE_BYTES\x10\x06*\x8f\x01\n" +
 	"\n" +
 	"KafkaStart\x12\x1b\n" +
 	"\x17KAFKA_START_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KAFKA_START_EARLIEST\x10\x01\x12\x16\n" +
 	"\x12KAFKA_START_LATEST\x10\x02\x12\x19\n" +
-	"\x15KAFKA_START_TIMESTAMP\x10\x03*s\n" +
+	"\x15KAFKA_START_TIMESTAMP\x10\x03\x12\x17\n" +
+	"\x13KAFKA_START_OFFSETS\x10\x04*s\n" +
 	"\fRecordFormat\x12\x1d\n" +
 	"\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RECORD_FORMAT_JSON\x10\x01\x12\x15\n" +
@@ -3915,7 +3997,7 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(StateBackend)(0),             // 0: sabot.v1.StateBackend
 	(Partitioning)(0),             // 1: sabot.v1.Partitioning
@@ -3947,33 +4029,34 @@ var file_sabot_v1_job_proto_goTypes = []any{
 	(*WatermarkStrategy)(nil),     // 27: sabot.v1.WatermarkStrategy
 	(*EventTime)(nil),             // 28: sabot.v1.EventTime
 	(*KafkaSource)(nil),           // 29: sabot.v1.KafkaSource
-	(*KafkaSink)(nil),             // 30: sabot.v1.KafkaSink
-	(*Aggregation)(nil),           // 31: sabot.v1.Aggregation
-	(*KeyedAggregate)(nil),        // 32: sabot.v1.KeyedAggregate
-	(*WindowAggregate)(nil),       // 33: sabot.v1.WindowAggregate
-	(*TumblingWindow)(nil),        // 34: sabot.v1.TumblingWindow
-	(*SlidingWindow)(nil),         // 35: sabot.v1.SlidingWindow
-	(*SessionWindow)(nil),         // 36: sabot.v1.SessionWindow
-	(*CumulateWindow)(nil),        // 37: sabot.v1.CumulateWindow
-	(*GlobalWindow)(nil),          // 38: sabot.v1.GlobalWindow
-	(*WindowTrigger)(nil),         // 39: sabot.v1.WindowTrigger
-	(*WindowEvictor)(nil),         // 40: sabot.v1.WindowEvictor
-	(*DeltaEvictor)(nil),          // 41: sabot.v1.DeltaEvictor
-	(*ProcessFunction)(nil),       // 42: sabot.v1.ProcessFunction
-	(*SideOutput)(nil),            // 43: sabot.v1.SideOutput
-	(*BlackholeSink)(nil),         // 44: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),            // 45: sabot.v1.TaskStatus
-	(*JobStatus)(nil),             // 46: sabot.v1.JobStatus
-	(*Job)(nil),                   // 47: sabot.v1.Job
-	nil,                           // 48: sabot.v1.JobSpec.LabelsEntry
-	nil,                           // 49: sabot.v1.WindowAggregate.ConfigEntry
-	nil,                           // 50: sabot.v1.ProcessFunction.ConfigEntry
-	(*timestamppb.Timestamp)(nil), // 51: google.protobuf.Timestamp
+	(*KafkaPartitionOffset)(nil),  // 30: sabot.v1.KafkaPartitionOffset
+	(*KafkaSink)(nil),             // 31: sabot.v1.KafkaSink
+	(*Aggregation)(nil),           // 32: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),        // 33: sabot.v1.KeyedAggregate
+	(*WindowAggregate)(nil),       // 34: sabot.v1.WindowAggregate
+	(*TumblingWindow)(nil),        // 35: sabot.v1.TumblingWindow
+	(*SlidingWindow)(nil),         // 36: sabot.v1.SlidingWindow
+	(*SessionWindow)(nil),         // 37: sabot.v1.SessionWindow
+	(*CumulateWindow)(nil),        // 38: sabot.v1.CumulateWindow
+	(*GlobalWindow)(nil),          // 39: sabot.v1.GlobalWindow
+	(*WindowTrigger)(nil),         // 40: sabot.v1.WindowTrigger
+	(*WindowEvictor)(nil),         // 41: sabot.v1.WindowEvictor
+	(*DeltaEvictor)(nil),          // 42: sabot.v1.DeltaEvictor
+	(*ProcessFunction)(nil),       // 43: sabot.v1.ProcessFunction
+	(*SideOutput)(nil),            // 44: sabot.v1.SideOutput
+	(*BlackholeSink)(nil),         // 45: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),            // 46: sabot.v1.TaskStatus
+	(*JobStatus)(nil),             // 47: sabot.v1.JobStatus
+	(*Job)(nil),                   // 48: sabot.v1.Job
+	nil,                           // 49: sabot.v1.JobSpec.LabelsEntry
+	nil,                           // 50: sabot.v1.WindowAggregate.ConfigEntry
+	nil,                           // 51: sabot.v1.ProcessFunction.ConfigEntry
+	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
 	14, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
 	0,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	48, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	49, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
 	15, // 3: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
 	16, // 4: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
 	17, // 5: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
@@ -3984,13 +4067,13 @@ var file_sabot_v1_job_proto_depIdxs = []int32{
 	24, // 10: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
 	21, // 11: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
 	22, // 12: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	32, // 13: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	42, // 14: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	33, // 15: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
+	33, // 13: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	43, // 14: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	34, // 15: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
 	23, // 16: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
 	25, // 17: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	44, // 18: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	30, // 19: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	45, // 18: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	31, // 19: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
 	2,  // 20: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
 	20, // 21: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
 	3,  // 22: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
@@ -4004,38 +4087,39 @@ var file_sabot_v1_job_proto_depIdxs = []int32{
 	26, // 30: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
 	7,  // 31: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
 	28, // 32: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	8,  // 33: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	6,  // 34: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	9,  // 35: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	31, // 36: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	34, // 37: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
-	35, // 38: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
-	36, // 39: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
-	37, // 40: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
-	38, // 41: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
-	10, // 42: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
-	39, // 43: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
-	40, // 44: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
-	31, // 45: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	26, // 46: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
-	49, // 47: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
-	41, // 48: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
-	26, // 49: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	50, // 50: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	43, // 51: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
-	26, // 52: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
-	12, // 53: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	11, // 54: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	51, // 55: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	45, // 56: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	13, // 57: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	46, // 58: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	51, // 59: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	30, // 33: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
+	8,  // 34: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	6,  // 35: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	9,  // 36: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	32, // 37: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	35, // 38: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
+	36, // 39: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
+	37, // 40: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
+	38, // 41: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
+	39, // 42: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
+	10, // 43: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
+	40, // 44: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
+	41, // 45: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
+	32, // 46: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	26, // 47: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
+	50, // 48: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
+	42, // 49: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
+	26, // 50: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	51, // 51: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	44, // 52: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
+	26, // 53: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
+	12, // 54: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	11, // 55: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	52, // 56: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	46, // 57: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	13, // 58: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	47, // 59: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	52, // 60: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -4064,20 +4148,20 @@ func file_sabot_v1_job_proto_init() {
 		(*WatermarkStrategy_Monotonous)(nil),
 		(*WatermarkStrategy_PunctuatedMarkerField)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[20].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[21].OneofWrappers = []any{
 		(*WindowAggregate_Tumbling)(nil),
 		(*WindowAggregate_Sliding)(nil),
 		(*WindowAggregate_Session)(nil),
 		(*WindowAggregate_Cumulate)(nil),
 		(*WindowAggregate_Global)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[26].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
 		(*WindowTrigger_EventTime)(nil),
 		(*WindowTrigger_ProcessingTime)(nil),
 		(*WindowTrigger_Count)(nil),
 		(*WindowTrigger_ContinuousEventTimeMs)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[28].OneofWrappers = []any{
 		(*WindowEvictor_Count)(nil),
 		(*WindowEvictor_TimeMs)(nil),
 		(*WindowEvictor_Delta)(nil),
@@ -4088,7 +4172,7 @@ func file_sabot_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
