@@ -192,9 +192,8 @@ func (c *ProcessContext) DeleteEventTimeTimer(ts int64) error {
 }
 
 // RegisterProcessingTimeTimer registers a timer of the current key at
-// processing time ts (ms). The operator checks for due processing-time
-// timers when a batch or watermark arrives and at end of input (there is
-// no wake-up of an idle task yet).
+// processing time ts (ms). It fires when the worker's clock reaches ts:
+// the task wakes for it even when no input arrives.
 func (c *ProcessContext) RegisterProcessingTimeTimer(ts int64) error {
 	return c.op.timers.RegisterProcessingTimeTimer(ts)
 }
@@ -397,6 +396,19 @@ func (p *processOp) Finish(ctx context.Context, out Output) error {
 	if err := p.advance(MaxWatermark); err != nil {
 		return err
 	}
+	if err := p.fireProcessingTime(); err != nil {
+		return err
+	}
+	return p.flush()
+}
+
+// NextProcessingTime implements processingTimer.
+func (p *processOp) NextProcessingTime() (int64, bool) { return p.timers.NextProcessingTime() }
+
+// OnProcessingTime implements processingTimer.
+func (p *processOp) OnProcessingTime(ctx context.Context, out Output) error {
+	p.bind(ctx, out)
+	defer p.unbind()
 	if err := p.fireProcessingTime(); err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func buildTasks(cfg Config, x Exchange, e *env) ([]*task, error) {
 			continue
 		}
 		for s := range v.Parallelism {
-			t := &task{onState: cfg.OnTaskState}
+			t := &task{onState: cfg.OnTaskState, clock: cfg.Clock}
 			t.info = taskInfo(cfg, v, s)
 			// Constructors only compile and check; they acquire nothing
 			// (Open does), so a failure here leaves nothing to close.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/jonboulle/clockwork"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
@@ -190,6 +191,7 @@ type task struct {
 	nodes  []*node // every node, head first (chain order)
 
 	onState func(vertexID string, subtask int32, state sabotv1.TaskState)
+	clock   clockwork.Clock
 
 	// origin is when the source began producing the batch being processed
 	// (Element.Origin): set per source Next call in a source task, per
@@ -323,7 +325,13 @@ func (t *task) runSource(ctx context.Context) error {
 func (t *task) runInput(ctx context.Context) error {
 	v := newValve(t.gate.NumChannels())
 	for v.open > 0 {
-		ch, el, err := t.gate.Recv(ctx)
+		ch, el, err := t.recv(ctx)
+		if errors.Is(err, errWake) {
+			if err := t.onProcessingTime(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -356,6 +364,64 @@ func (t *task) runInput(ctx context.Context) error {
 		}
 	}
 	return t.head.finish(ctx)
+}
+
+// processingTimer is an operator with processing-time timers. Operators
+// check their due timers whenever input arrives; an idle input would
+// leave them waiting, so the task also wakes the chain when the earliest
+// timer of any of its operators is due (Flink's processing-time service
+// fires on the wall clock).
+type processingTimer interface {
+	// NextProcessingTime is the earliest pending processing-time timer
+	// (ms), if any.
+	NextProcessingTime() (int64, bool)
+	// OnProcessingTime fires the timers due by the clock and emits.
+	OnProcessingTime(ctx context.Context, out Output) error
+}
+
+// errWake ends a receive when a processing-time timer is due.
+var errWake = errors.New("runtime: processing-time timer due")
+
+// recv receives the next element, or returns errWake once the earliest
+// processing-time timer of the chain is due.
+func (t *task) recv(ctx context.Context) (int, Element, error) {
+	next, ok := int64(0), false
+	for _, n := range t.nodes {
+		if pt, is := n.op.(processingTimer); is {
+			if ts, has := pt.NextProcessingTime(); has && (!ok || ts < next) {
+				next, ok = ts, true
+			}
+		}
+	}
+	if !ok || t.clock == nil {
+		return t.gate.Recv(ctx)
+	}
+	d := time.Duration(next-nowMillis(t.clock)) * time.Millisecond
+	if d <= 0 {
+		return 0, Element{}, errWake
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	timer := t.clock.AfterFunc(d, func() { cancel(errWake) })
+	ch, el, err := t.gate.Recv(wctx)
+	timer.Stop()
+	cancel(nil)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errWake) {
+		return 0, Element{}, errWake
+	}
+	return ch, el, err
+}
+
+// onProcessingTime lets every operator of the chain fire its due
+// processing-time timers, head first.
+func (t *task) onProcessingTime(ctx context.Context) error {
+	for _, n := range t.nodes {
+		if pt, is := n.op.(processingTimer); is {
+			if err := pt.OnProcessingTime(ctx, &n.out); err != nil {
+				return tagVertex(n.vertex.ID, err)
+			}
+		}
+	}
+	return nil
 }
 
 // forward sends what the valve produced down the head's chain.

@@ -32,7 +32,8 @@ import (
 //     windows too (Flink quiesces processing-time timers and would drop
 //     them); nothing that arrived is lost;
 //   - processing time is read from the worker's clock when a batch or
-//     watermark arrives (there is no wake-up of an idle task yet);
+//     watermark arrives, and the task wakes the operator when its next
+//     processing-time timer is due even if no input comes;
 //   - a global window's result rows have null window_start and
 //     window_end.
 
@@ -625,6 +626,24 @@ func (g *generalWindowOp) ProcessWatermark(ctx context.Context, wm int64, out Ou
 		return err
 	}
 	if err := g.advanceWatermark(wm); err != nil {
+		return err
+	}
+	return g.flush()
+}
+
+// NextProcessingTime implements processingTimer.
+func (g *generalWindowOp) NextProcessingTime() (int64, bool) {
+	if g.engine != nil {
+		return g.engine.NextProcessingTime()
+	}
+	return g.ufn.NextProcessingTime()
+}
+
+// OnProcessingTime implements processingTimer.
+func (g *generalWindowOp) OnProcessingTime(ctx context.Context, out Output) error {
+	g.bind(ctx, out)
+	defer g.unbind()
+	if err := g.advanceProcessingTime(nowMillis(g.clock)); err != nil {
 		return err
 	}
 	return g.flush()
