@@ -216,6 +216,16 @@ type generalWindowOp struct {
 	lateTag string
 	ctx     context.Context
 	out     Output
+	// err is the first failure inside an aggregate callback (which cannot
+	// return one); the operator call that ran it returns it.
+	err error
+}
+
+// fail records the first error of an aggregate callback.
+func (g *generalWindowOp) fail(err error) {
+	if g.err == nil {
+		g.err = err
+	}
 }
 
 func newGeneralWindowOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
@@ -402,9 +412,11 @@ func (g *generalWindowOp) builtinAggregate() window.AggregateFunction[element, [
 			seq, row := splitElement(e)
 			vals, err := decodeVals(row, g.vals)
 			g.vals = vals
-			if err == nil {
-				g.aggs.addVals(acc, vals, seq)
+			if err != nil {
+				g.fail(err)
+				return acc
 			}
+			g.aggs.addVals(acc, vals, seq)
 			return acc
 		},
 		Merge:  func(a, b []wacc) []wacc { g.aggs.merge(a, b); return a },
@@ -441,11 +453,12 @@ func (g *generalWindowOp) userFunction() window.Function[element, struct{}] {
 			vals, err := decodeVals(row, g.vals)
 			g.vals = vals
 			if err != nil {
+				g.fail(err)
 				return acc
 			}
 			out, err := g.agg.Add(acc, StoredRow{vals: vals})
 			if err != nil {
-				g.logger.Error("runtime: window aggregate add failed", "function", g.spec.GetFunction(), "err", err)
+				g.fail(fmt.Errorf("window function %q: add: %w", g.spec.GetFunction(), err))
 				return acc
 			}
 			return out
@@ -453,7 +466,7 @@ func (g *generalWindowOp) userFunction() window.Function[element, struct{}] {
 		Merge: func(a, b []byte) []byte {
 			out, err := g.agg.Merge(a, b)
 			if err != nil {
-				g.logger.Error("runtime: window aggregate merge failed", "function", g.spec.GetFunction(), "err", err)
+				g.fail(fmt.Errorf("window function %q: merge: %w", g.spec.GetFunction(), err))
 				return a
 			}
 			return out
@@ -560,24 +573,33 @@ func (g *generalWindowOp) flush() error {
 }
 
 func (g *generalWindowOp) processElement(ts int64, e element) error {
+	var err error
 	if g.engine != nil {
-		return g.engine.ProcessElement(ts, e)
+		err = g.engine.ProcessElement(ts, e)
+	} else {
+		err = g.ufn.ProcessElement(ts, e)
 	}
-	return g.ufn.ProcessElement(ts, e)
+	return errors.Join(err, g.err)
 }
 
 func (g *generalWindowOp) advanceWatermark(wm int64) error {
+	var err error
 	if g.engine != nil {
-		return g.engine.AdvanceWatermark(wm)
+		err = g.engine.AdvanceWatermark(wm)
+	} else {
+		err = g.ufn.AdvanceWatermark(wm)
 	}
-	return g.ufn.AdvanceWatermark(wm)
+	return errors.Join(err, g.err)
 }
 
 func (g *generalWindowOp) advanceProcessingTime(now int64) error {
+	var err error
 	if g.engine != nil {
-		return g.engine.AdvanceProcessingTime(now)
+		err = g.engine.AdvanceProcessingTime(now)
+	} else {
+		err = g.ufn.AdvanceProcessingTime(now)
 	}
-	return g.ufn.AdvanceProcessingTime(now)
+	return errors.Join(err, g.err)
 }
 
 func (g *generalWindowOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
