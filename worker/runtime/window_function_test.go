@@ -91,7 +91,9 @@ func arrivals(n int64, fn func(t int64)) {
 func TestWindowUserFunctions(t *testing.T) {
 	t.Parallel()
 	const n = 400
-	col := func(name string, typ sabotv1.ColumnType) *sabotv1.Column { return &sabotv1.Column{Name: name, Type: typ} }
+	col := func(name string, typ sabotv1.ColumnType) *sabotv1.Column {
+		return &sabotv1.Column{Name: name, Type: typ}
+	}
 	i64, str := sabotv1.ColumnType_COLUMN_TYPE_INT64, sabotv1.ColumnType_COLUMN_TYPE_STRING
 	cases := []struct {
 		name   string
