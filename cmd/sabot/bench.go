@@ -34,6 +34,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		parallelism int
 		seed        int64
 		cpuProfile  string
+		rate        int64
 	)
 	nx := &cobra.Command{
 		Use:   "nexmark",
@@ -56,7 +57,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := benchNexmark(cmd.Context(), query, events, parallelism, seed)
+			res, err := benchNexmark(cmd.Context(), query, events, parallelism, seed, rate)
 			if err != nil {
 				return err
 			}
@@ -68,6 +69,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.Int64Var(&events, "events", 10_000_000, "events to generate (all kinds; 92% are bids)")
 	f.IntVar(&parallelism, "parallelism", 1, "parallelism of every step")
 	f.Int64Var(&seed, "seed", 42, "generator seed")
+	f.Int64Var(&rate, "events-per-second", 0, "the generator's event rate, which spaces event times (0: the manifest's, default 10,000,000); lower it to make windowed queries span more windows")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (baseline and engine) to this file")
 	bench.AddCommand(nx)
 	return bench
@@ -78,6 +80,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 type benchResult struct {
 	Query                   string   `json:"query"`
 	Events                  int64    `json:"events"`
+	EventsPerSecondSetting  int64    `json:"generator_events_per_second"`
 	Parallelism             int      `json:"parallelism"`
 	OutputRows              int64    `json:"output_rows"`
 	WallSeconds             float64  `json:"wall_seconds"`
@@ -96,7 +99,7 @@ type benchResult struct {
 	EngineAllocatedBytes    uint64   `json:"engine_allocated_bytes"`
 }
 
-func benchNexmark(ctx context.Context, query string, events int64, parallelism int, seed int64) (*benchResult, error) {
+func benchNexmark(ctx context.Context, query string, events int64, parallelism int, seed, rate int64) (*benchResult, error) {
 	if events <= 0 {
 		return nil, fmt.Errorf("--events %d: must be positive (a benchmark needs a bounded run)", events)
 	}
@@ -117,6 +120,9 @@ func benchNexmark(ctx context.Context, query string, events int64, parallelism i
 		v.Parallelism = 0
 		if n := v.GetOperator().GetNexmark(); n != nil {
 			n.Events, n.Seed = events, seed
+			if rate > 0 {
+				n.EventsPerSecond = rate
+			}
 			nxSpec = n
 		}
 	}
@@ -129,7 +135,8 @@ func benchNexmark(ctx context.Context, query string, events int64, parallelism i
 	}
 	cfg := nexmark.Config{Seed: seed, NumEvents: events, EventsPerSecond: nxSpec.GetEventsPerSecond()}
 
-	res := &benchResult{Query: query, Events: events, Parallelism: parallelism, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	res := &benchResult{Query: query, Events: events, Parallelism: parallelism, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		EventsPerSecondSetting: cfg.EventsPerSecond}
 
 	// Baseline first, on a quiet heap: the answer computed by a plain loop.
 	runtime.GC()
