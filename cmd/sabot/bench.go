@@ -51,7 +51,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }()
 				if err := pprof.StartCPUProfile(f); err != nil {
 					return err
 				}

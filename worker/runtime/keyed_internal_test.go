@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
 	"errors"
 	"fmt"
 	"math"
@@ -94,7 +95,7 @@ func newKeyedHarness(t *testing.T, op *sabotv1.Operator, in *arrow.Schema, keys 
 	v.Inputs = []*jobgraph.Edge{{To: v, Partitioning: sabotv1.Partitioning_PARTITIONING_HASH, KeyIndices: keys}}
 	clock := clockwork.NewFakeClockAt(time.UnixMilli(1_000_000))
 	e := &env{
-		mem: mem, clock: clock, batchSize: o.batchSize, logger: nil,
+		mem: mem, clock: clock, batchSize: o.batchSize, logger: slog.New(slog.DiscardHandler),
 		maxParallelism: 128, stateBackend: o.backend, stateDir: t.TempDir(), functions: o.functions,
 		noPanes: o.noPanes,
 	}

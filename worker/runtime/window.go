@@ -16,7 +16,7 @@ import (
 	"github.com/sabotdev/sabot/worker/state"
 )
 
-// Window operators. A window vertex runs one of two implementations:
+// Window operators. A window vertex runs one of three implementations:
 //
 //   - paneOp, for the common case: event-time tumbling, sliding or
 //     cumulating windows with the default trigger, no evictor, no allowed
@@ -27,18 +27,26 @@ import (
 //     and a window's result is the merge of its panes when it fires. A
 //     row of a 10 s window sliding by 2 s is added once, not five times
 //     as in Flink's WindowOperator.
+//   - sessionOp (window_session.go), for event-time session windows
+//     under the same conditions: per key one state value holding the
+//     open sessions and one lazily moved timer.
 //   - the general window operator (window_general.go) for everything
-//     else: sessions, global windows, processing time, custom and
-//     non-default triggers, evictors, allowed lateness, window functions.
+//     else: global windows, processing time, custom and non-default
+//     triggers, evictors, allowed lateness, window functions.
 //
-// Both emit the same rows for the same input: key columns, aggregates,
+// All emit the same rows for the same input: key columns, aggregates,
 // window_start, window_end, one row per key and window firing, in the
 // order the windows fire (by window end, then key group and key).
 
 // newWindowOp builds the operator of a window vertex.
 func newWindowOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
-	if paneEligible(spec) && !e.noPanes {
+	switch {
+	case e.noPanes:
+		// Tests compare the fast operators with the general one.
+	case paneEligible(spec):
 		return newPaneOp(spec, v, info, e)
+	case sessionEligible(spec):
+		return newSessionOp(spec, v, info, e)
 	}
 	return newGeneralWindowOp(spec, v, info, e)
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -343,151 +344,362 @@ func diffLines(got, want []string) (extra, missing []string) {
 	return extra, missing
 }
 
-// TestSessionWindowsAgainstOracle: session windows (fixed and dynamic gap)
-// over random out-of-order rows with a watermark that leaves no row late,
-// on both backends: every session (Flink's merge of the rows' [t, t+gap)
-// windows, touching windows merging too) equals the oracle's, fires at the
-// first watermark past its end, and leaves no state behind.
+// TestSessionWindowsAgainstOracle drives session windows (fixed and
+// dynamic gap) with random out-of-order rows on sessionOp and on the
+// general operator, both backends, and checks them against a model of
+// Flink's merging window set: per key, the open sessions; a row's window
+// [ts, ts+gap) absorbs every open session it intersects (touching
+// included, to a fixed point); a row that intersects none and whose
+// window ends at or before the watermark + 1 is late (fired sessions are
+// gone, so a late row extends or bridges nothing); a watermark fires the
+// sessions with end - 1 ≤ it. At every watermark the operator must emit
+// exactly the sessions the model fires then, late rows must reach the
+// late output in arrival order (or be counted dropped), and no state may
+// remain at the end. In the variant without late rows the result must
+// also equal the offline merge of every row's window.
 func TestSessionWindowsAgainstOracle(t *testing.T) {
 	t.Parallel()
-	in := arrow.NewSchema([]arrow.Field{
-		{Name: "k", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "ts", Type: tsMs, Nullable: true},
-		{Name: "v", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		{Name: "gap", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	}, nil)
 	for _, dynamic := range []bool{false, true} {
-		for _, b := range backends {
-			t.Run(fmt.Sprintf("dynamic=%v %s", dynamic, backendName(b)), func(t *testing.T) {
-				t.Parallel()
-				sess := &sabotv1.SessionWindow{GapMs: 300}
-				if dynamic {
-					sess = &sabotv1.SessionWindow{GapField: "gap"}
-				}
-				spec := &sabotv1.WindowAggregate{Assigner: &sabotv1.WindowAggregate_Session{Session: sess}, Aggregations: windowAggs()}
-				g, err := jobgraph.Resolve(&sabotv1.JobSpec{Name: "t", Graph: &sabotv1.JobGraph{
-					Vertices: []*sabotv1.Vertex{
-						{Id: "src", Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_FileSource{FileSource: &sabotv1.FileSource{
-							Path: "/nonexistent", Columns: []*sabotv1.Column{
-								{Name: "k", Type: sabotv1.ColumnType_COLUMN_TYPE_STRING},
-								{Name: "ts", Type: sabotv1.ColumnType_COLUMN_TYPE_TIMESTAMP},
-								{Name: "v", Type: sabotv1.ColumnType_COLUMN_TYPE_INT64},
-								{Name: "gap", Type: sabotv1.ColumnType_COLUMN_TYPE_INT64},
-							}}}}},
-						{Id: "keyed", Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_Window{Window: spec}}},
-						{Id: "out", Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_Blackhole{Blackhole: &sabotv1.BlackholeSink{}}}},
-					},
-					Edges: []*sabotv1.Edge{
-						{From: "src", To: "keyed", Partitioning: sabotv1.Partitioning_PARTITIONING_HASH, KeyFields: []string{"k"}},
-						{From: "keyed", To: "out"},
-					},
-				}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				h, err := newKeyedHarness(t, &sabotv1.Operator{Kind: &sabotv1.Operator_Window{Window: spec}}, in, []int{0}, g.Vertex("keyed").Schema,
-					harnessOpt{backend: b, batchSize: 5})
-				if err != nil {
-					t.Fatal(err)
-				}
-				type ev struct {
-					ts, gap int64
-					v       *int64
-				}
-				byKey := map[string][]ev{}
-				rng := rand.New(rand.NewPCG(11, 13))
-				wm, maxTs := int64(MinWatermark), int64(0)
-				var got []string
-				take := func(prev, now int64) {
-					for _, l := range h.out.take() {
-						var m map[string]any
-						if err := json.Unmarshal([]byte(l), &m); err != nil {
-							t.Fatal(err)
-						}
-						end, _ := time.Parse(time.RFC3339Nano, m["window_end"].(string))
-						if e := end.UnixMilli() - 1; e <= prev || e > now {
-							t.Fatalf("session %s fired at watermark %d (previous %d)", l, now, prev)
-						}
-						got = append(got, l)
+		for _, late := range []sessionLateMode{sessionNoLate, sessionLateOutput, sessionLateDropped} {
+			for _, b := range backends {
+				for _, general := range []bool{false, true} {
+					name := fmt.Sprintf("dynamic=%v %s %s", dynamic, late, backendName(b))
+					if general {
+						name += " general"
 					}
+					t.Run(name, func(t *testing.T) {
+						t.Parallel()
+						testSessionOracle(t, dynamic, late, b, general)
+					})
 				}
-				for range 80 {
-					var rows [][]any
-					for range rng.IntN(8) {
-						k := fmt.Sprintf("k%d", rng.IntN(3))
-						ts := maxTs + int64(rng.IntN(500)) - 200
-						maxTs = max(maxTs, ts)
-						gap := int64(300)
-						if dynamic {
-							gap = 100 + int64(rng.IntN(400))
-						}
-						var v *int64
-						var cell any
-						if rng.IntN(5) > 0 {
-							x := int64(rng.IntN(7))
-							v, cell = &x, int(x)
-						}
-						byKey[k] = append(byKey[k], ev{ts: ts, gap: gap, v: v})
-						rows = append(rows, []any{k, int(ts), cell, int(gap)})
-					}
-					if len(rows) > 0 {
-						h.mustProcess(rows...)
-						take(wm, wm)
-					}
-					if next := maxTs - 1000; rng.IntN(3) == 0 && next > wm {
-						h.watermark(next)
-						take(wm, next)
-						wm = next
-					}
-				}
-				h.finish()
-				take(wm, MaxWatermark)
-				// The oracle: per key, windows [t, t+gap) sorted by start,
-				// merged while they intersect (touching included).
-				var want []string
-				for k, evs := range byKey {
-					idx := make([]int, len(evs))
-					for i := range idx {
-						idx[i] = i
-					}
-					sort.SliceStable(idx, func(a, b int) bool { return evs[idx[a]].ts < evs[idx[b]].ts })
-					var cur *oracleAcc
-					var members []int
-					flush := func() {
-						slices.Sort(members) // arrival order for first/last
-						for _, m := range members {
-							cur.rows++
-							if evs[m].v != nil {
-								cur.vals = append(cur.vals, *evs[m].v)
-							}
-						}
-						want = append(want, cur.line())
-					}
-					for _, i := range idx {
-						e := evs[i]
-						if cur != nil && e.ts <= cur.end {
-							cur.end = max(cur.end, e.ts+e.gap)
-							members = append(members, i)
-							continue
-						}
-						if cur != nil {
-							flush()
-						}
-						cur, members = &oracleAcc{key: k, start: e.ts, end: e.ts + e.gap}, []int{i}
-					}
-					if cur != nil {
-						flush()
-					}
-				}
-				sort.Strings(want)
-				sort.Strings(got)
-				if strings.Join(got, "\n") != strings.Join(want, "\n") {
-					extra, missing := diffLines(got, want)
-					t.Fatalf("sessions differ from the oracle (%d, want %d):\nunexpected:\n  %s\nmissing:\n  %s",
-						len(got), len(want), strings.Join(extra, "\n  "), strings.Join(missing, "\n  "))
-				}
-				assertNoState(t, h.op.(*generalWindowOp).st)
-			})
+			}
 		}
 	}
+}
+
+type sessionLateMode string
+
+const (
+	sessionNoLate      sessionLateMode = "no late rows"
+	sessionLateOutput  sessionLateMode = "late output"
+	sessionLateDropped sessionLateMode = "late dropped"
+)
+
+// sessionIn is the input schema of the session tests: key, event time,
+// value, dynamic gap.
+var sessionIn = arrow.NewSchema([]arrow.Field{ //nolint:gochecknoglobals // test fixture
+	{Name: "k", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "ts", Type: tsMs, Nullable: true},
+	{Name: "v", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "gap", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+}, nil)
+
+// sessionSchema derives a session window's output schema over sessionIn
+// as the resolver does.
+func sessionSchema(t *testing.T, spec *sabotv1.WindowAggregate) *arrow.Schema {
+	t.Helper()
+	g, err := jobgraph.Resolve(&sabotv1.JobSpec{Name: "t", Graph: &sabotv1.JobGraph{
+		Vertices: []*sabotv1.Vertex{
+			{Id: "src", Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_FileSource{FileSource: &sabotv1.FileSource{
+				Path: "/nonexistent", Columns: []*sabotv1.Column{
+					{Name: "k", Type: sabotv1.ColumnType_COLUMN_TYPE_STRING},
+					{Name: "ts", Type: sabotv1.ColumnType_COLUMN_TYPE_TIMESTAMP},
+					{Name: "v", Type: sabotv1.ColumnType_COLUMN_TYPE_INT64},
+					{Name: "gap", Type: sabotv1.ColumnType_COLUMN_TYPE_INT64},
+				}}}}},
+			{Id: "keyed", Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_Window{Window: spec}}},
+			{Id: "out", Operator: &sabotv1.Operator{Kind: &sabotv1.Operator_Blackhole{Blackhole: &sabotv1.BlackholeSink{}}}},
+		},
+		Edges: []*sabotv1.Edge{
+			{From: "src", To: "keyed", Partitioning: sabotv1.Partitioning_PARTITIONING_HASH, KeyFields: []string{"k"}},
+			{From: "keyed", To: "out"},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Vertex("keyed").Schema
+}
+
+// sessionHarness opens spec over sessionIn on sessionOp, or on the general
+// operator, and checks which one it got.
+func sessionHarness(t *testing.T, spec *sabotv1.WindowAggregate, b sabotv1.StateBackend, general bool, batchSize int) *keyedHarness {
+	t.Helper()
+	if !sessionEligible(spec) {
+		t.Fatal("spec does not take the session path")
+	}
+	h, err := newKeyedHarness(t, &sabotv1.Operator{Kind: &sabotv1.Operator_Window{Window: spec}}, sessionIn, []int{0}, sessionSchema(t, spec),
+		harnessOpt{backend: b, batchSize: batchSize, noPanes: general})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The harness has no logger; the operators log dropped rows on Close.
+	switch op := h.op.(type) {
+	case *sessionOp:
+		if general {
+			t.Fatal("noPanes did not select the general operator")
+		}
+		op.logger = slog.New(slog.DiscardHandler)
+	case *generalWindowOp:
+		if !general {
+			t.Fatal("a session window did not take sessionOp")
+		}
+		op.logger = slog.New(slog.DiscardHandler)
+	default:
+		t.Fatalf("operator is %T", h.op)
+	}
+	return h
+}
+
+// sessionModel is the oracle of TestSessionWindowsAgainstOracle.
+type sessionModel struct {
+	evs   []sessionEv
+	open  map[string][]*modelSession
+	late  []int // arrival indices of late rows
+	taken int   // rows at or behind the watermark that joined an open session
+}
+
+type sessionEv struct {
+	key     string
+	ts, gap int64
+	v       *int64
+}
+
+type modelSession struct {
+	start, end int64
+	members    []int // arrival indices
+}
+
+// add takes row e arriving at watermark wm.
+func (m *sessionModel) add(e sessionEv, wm int64) {
+	idx := len(m.evs)
+	m.evs = append(m.evs, e)
+	cur := &modelSession{start: e.ts, end: e.ts + e.gap, members: []int{idx}}
+	rest := m.open[e.key]
+	absorbed := true
+	for absorbed {
+		absorbed = false
+		for i, o := range rest {
+			if o.start <= cur.end && o.end >= cur.start {
+				cur.start, cur.end = min(cur.start, o.start), max(cur.end, o.end)
+				cur.members = append(cur.members, o.members...)
+				rest = slices.Delete(slices.Clone(rest), i, i+1)
+				absorbed = true
+				break
+			}
+		}
+	}
+	if len(cur.members) == 1 && cur.end-1 <= wm {
+		m.late = append(m.late, idx)
+		return
+	}
+	if e.ts <= wm {
+		m.taken++
+	}
+	m.open[e.key] = append(rest, cur)
+}
+
+// fire removes and renders the open sessions with end - 1 ≤ wm.
+func (m *sessionModel) fire(wm int64) []string {
+	var lines []string
+	for k, open := range m.open {
+		var keep []*modelSession
+		for _, o := range open {
+			if o.end-1 > wm {
+				keep = append(keep, o)
+				continue
+			}
+			a := &oracleAcc{key: k, start: o.start, end: o.end}
+			slices.Sort(o.members) // arrival order for first/last
+			for _, i := range o.members {
+				a.rows++
+				if v := m.evs[i].v; v != nil {
+					a.vals = append(a.vals, *v)
+				}
+			}
+			lines = append(lines, a.line())
+		}
+		m.open[k] = keep
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// lateLine renders row i as the late output does.
+func (m *sessionModel) lateLine(i int) string {
+	e := m.evs[i]
+	v := "null"
+	if e.v != nil {
+		v = fmt.Sprint(*e.v)
+	}
+	return fmt.Sprintf(`{"k":%q,"ts":%q,"v":%s,"gap":%d}`, e.key, at(e.ts), v, e.gap)
+}
+
+// offline is the sessions of every row by the offline merge: per key,
+// windows sorted by start, merged while they intersect. It equals the
+// model's output when no row is late.
+func (m *sessionModel) offline() []string {
+	byKey := map[string][]int{}
+	for i, e := range m.evs {
+		byKey[e.key] = append(byKey[e.key], i)
+	}
+	var want []string
+	for k, idx := range byKey {
+		sort.SliceStable(idx, func(a, b int) bool { return m.evs[idx[a]].ts < m.evs[idx[b]].ts })
+		var cur *oracleAcc
+		var members []int
+		flush := func() {
+			slices.Sort(members)
+			for _, i := range members {
+				cur.rows++
+				if m.evs[i].v != nil {
+					cur.vals = append(cur.vals, *m.evs[i].v)
+				}
+			}
+			want = append(want, cur.line())
+		}
+		for _, i := range idx {
+			e := m.evs[i]
+			if cur != nil && e.ts <= cur.end {
+				cur.end = max(cur.end, e.ts+e.gap)
+				members = append(members, i)
+				continue
+			}
+			if cur != nil {
+				flush()
+			}
+			cur, members = &oracleAcc{key: k, start: e.ts, end: e.ts + e.gap}, []int{i}
+		}
+		if cur != nil {
+			flush()
+		}
+	}
+	sort.Strings(want)
+	return want
+}
+
+// testSessionOracle runs one case of TestSessionWindowsAgainstOracle.
+func testSessionOracle(t *testing.T, dynamic bool, mode sessionLateMode, b sabotv1.StateBackend, general bool) {
+	sess := &sabotv1.SessionWindow{GapMs: 300}
+	if dynamic {
+		sess = &sabotv1.SessionWindow{GapField: "gap"}
+	}
+	spec := &sabotv1.WindowAggregate{Assigner: &sabotv1.WindowAggregate_Session{Session: sess}, Aggregations: windowAggs()}
+	if mode == sessionLateOutput {
+		spec.LateOutput = "late"
+	}
+	h := sessionHarness(t, spec, b, general, 5)
+	lateOut := &recordingOutput{}
+	h.out.sides = map[string]*recordingOutput{"late": lateOut}
+	m := &sessionModel{open: map[string][]*modelSession{}}
+	seed := uint64(11)
+	if dynamic {
+		seed++
+	}
+	if mode != sessionNoLate {
+		seed += 100
+	}
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 13))
+	wm, maxTs := int64(MinWatermark), int64(0)
+	var all []string
+	step := func(what string, want []string) {
+		t.Helper()
+		got := h.out.take()
+		sort.Strings(got)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			extra, missing := diffLines(got, want)
+			t.Fatalf("%s: sessions differ from the model (%d, want %d):\nunexpected:\n  %s\nmissing:\n  %s",
+				what, len(got), len(want), strings.Join(extra, "\n  "), strings.Join(missing, "\n  "))
+		}
+		all = append(all, got...)
+	}
+	// Times are multiples of 10 ms and watermarks sometimes one less, so
+	// windows often touch exactly and end exactly at the watermark + 1.
+	for range 150 {
+		var rows [][]any
+		for range rng.IntN(12) {
+			e := sessionEv{key: fmt.Sprintf("k%d", rng.IntN(5)), gap: 300}
+			if dynamic {
+				e.gap = 100 + 10*int64(rng.IntN(40))
+			}
+			behind := mode != sessionNoLate && wm > MinWatermark
+			switch {
+			case behind && rng.IntN(8) == 0:
+				e.ts = wm + 1 - e.gap + int64(rng.IntN(2)) // ends at the watermark + 1 (late unless it joins) or + 2
+			case behind && rng.IntN(3) == 0:
+				e.ts = wm + 1 - 10*int64(rng.IntN(150)) // behind the watermark: late or joining an open session
+			default:
+				e.ts = maxTs + 10*int64(rng.IntN(50)) - 200 // out of order by up to 200 ms
+				maxTs = max(maxTs, e.ts)
+			}
+			var cell any
+			if rng.IntN(5) > 0 {
+				x := int64(rng.IntN(7))
+				e.v, cell = &x, int(x)
+			}
+			m.add(e, wm)
+			rows = append(rows, []any{e.key, int(e.ts), cell, int(e.gap)})
+		}
+		if len(rows) > 0 {
+			h.mustProcess(rows...)
+			step("rows", nil) // nothing fires on rows alone
+		}
+		next := maxTs - 1000 // no row late
+		if mode != sessionNoLate {
+			next = maxTs - 10*int64(rng.IntN(40)) - int64(rng.IntN(2))
+		}
+		if rng.IntN(3) == 0 && next > wm {
+			h.watermark(next)
+			step(fmt.Sprintf("watermark %d", next), m.fire(next))
+			wm = next
+		}
+	}
+	h.finish()
+	step("finish", m.fire(MaxWatermark))
+	if len(all) == 0 {
+		t.Fatal("no sessions at all: the test exercises nothing")
+	}
+	var wantLate []string
+	if mode == sessionLateOutput {
+		for _, i := range m.late {
+			wantLate = append(wantLate, m.lateLine(i))
+		}
+	}
+	if l := lateOut.take(); strings.Join(l, "\n") != strings.Join(wantLate, "\n") {
+		t.Fatalf("late output:\ngot  %s\nwant %s", strings.Join(l, "\n  "), strings.Join(wantLate, "\n  "))
+	}
+	var st *keyedState
+	var dropped int64
+	switch op := h.op.(type) {
+	case *sessionOp:
+		st, dropped = op.st, op.dropped
+	case *generalWindowOp:
+		st, dropped = op.st, op.engine.LateRecordsDropped()
+	}
+	wantDropped := 0
+	if mode == sessionLateDropped {
+		wantDropped = len(m.late)
+	}
+	if dropped != int64(wantDropped) {
+		t.Fatalf("%d late rows dropped, want %d", dropped, wantDropped)
+	}
+	switch mode {
+	case sessionNoLate:
+		if len(m.late) > 0 {
+			t.Fatalf("%d late rows in the variant without", len(m.late))
+		}
+		sort.Strings(all)
+		if want := m.offline(); strings.Join(all, "\n") != strings.Join(want, "\n") {
+			extra, missing := diffLines(all, want)
+			t.Fatalf("sessions differ from the offline merge:\nunexpected:\n  %s\nmissing:\n  %s",
+				strings.Join(extra, "\n  "), strings.Join(missing, "\n  "))
+		}
+	default:
+		if len(m.late) == 0 || m.taken == 0 {
+			t.Fatalf("%d late rows, %d rows behind the watermark taken: the test exercises too little", len(m.late), m.taken)
+		}
+	}
+	t.Logf("%d sessions, %d rows, %d late, %d behind the watermark taken", len(all), len(m.evs), len(m.late), m.taken)
+	assertNoState(t, st)
 }

@@ -91,8 +91,9 @@ type Backend interface {
 	// list elements) are left out.
 	SnapshotKeyGroups(r KeyGroupRange, fn func(e *Entry) error) error
 	// DeleteKeyGroups deletes every entry in key groups r (rescale cut-out).
-	// Timer services already created keep their in-memory index: call it
-	// before creating them.
+	// On pebble, timer services already created keep their in-memory index
+	// (and would still fire the deleted timers): call it before creating
+	// them. On the heap the index is the timer table, so it loses them too.
 	DeleteKeyGroups(r KeyGroupRange) error
 	// CleanupStep checks up to n entries of states with a TTL for expiry,
 	// resuming where the previous step stopped, and deletes expired ones

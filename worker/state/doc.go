@@ -75,10 +75,16 @@
 // current key and namespace before each callback, and removing the timer
 // first; timers the callback registers at or before wm fire in the same
 // call (Flink). AdvanceProcessingTime does the same for processing time;
-// NextProcessingTime tells the runtime when to wake up. Timers are stored
-// as entries of a reserved table (so they are in their key's key group and
-// in every snapshot) and indexed in memory by a binary heap plus a map;
-// creating a service loads the stored timers.
+// NextProcessingTime tells the runtime when to wake up. Timers with the
+// same timestamp fire in the order of their stored keys (key group, then
+// the length-prefixed key, then namespace), whatever the order they were
+// registered in, so firing is deterministic and the same before and after
+// a restore. Timers are stored as entries of a reserved table (so they are
+// in their key's key group and in every snapshot) and indexed in memory
+// by timestamp: a min-heap of distinct timestamps, each with a bucket of
+// its timers (window operators put one timer per key at a window end);
+// on the heap backend that index is the table itself. Creating a service
+// on pebble loads the stored timers.
 //
 // # Deferred
 //
@@ -87,7 +93,7 @@
 //     pebble SST files (Pebble.Checkpoint is the hook).
 //   - Rescale: restoring several key-group ranges into one backend and
 //     redistributing operator state (OperatorStore documents the rules).
-//   - Timer indexes are in memory (O(timers)); a timer service does not see
-//     DeleteKeyGroups done after it was created.
+//   - Timer indexes are in memory (O(timers)); on pebble a timer service
+//     does not see DeleteKeyGroups done after it was created.
 //   - State schema evolution and serializer snapshots.
 package state

@@ -21,7 +21,12 @@ type Keyed struct {
 	kg  uint16
 	key []byte
 	ns  []byte
-	row []byte // appendPart(key) | appendPart(ns): the row of every access
+	// row is appendPart(key) | appendPart(ns), the row of every access,
+	// built on first use after the key or namespace changed (rowStale):
+	// operators often set the key and then the namespace, or switch the
+	// namespace several times before an access.
+	row      []byte
+	rowStale bool
 
 	timers map[string]*TimerService
 }
@@ -37,8 +42,8 @@ func NewKeyed(b Backend, operatorID string) (*Keyed, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	k := &Keyed{b: c, op: operatorID, kgs: c.cfg.KeyGroups, kg: c.cfg.KeyGroups.Start, timers: make(map[string]*TimerService)}
-	k.rebuild()
+	k := &Keyed{b: c, op: operatorID, kgs: c.cfg.KeyGroups, kg: c.cfg.KeyGroups.Start, rowStale: true,
+		timers: make(map[string]*TimerService)}
 	return k, nil
 }
 
@@ -51,7 +56,7 @@ func (k *Keyed) SetCurrentKey(key []byte, kg uint16) error {
 	}
 	k.kg = kg
 	k.key = append(k.key[:0], key...)
-	k.rebuild()
+	k.rowStale = true
 	return nil
 }
 
@@ -59,7 +64,7 @@ func (k *Keyed) SetCurrentKey(key []byte, kg uint16) error {
 // or empty is the default namespace. The bytes are copied.
 func (k *Keyed) SetCurrentNamespace(ns []byte) {
 	k.ns = append(k.ns[:0], ns...)
-	k.rebuild()
+	k.rowStale = true
 }
 
 // CurrentKey returns the current key; valid until the key changes.
@@ -74,8 +79,14 @@ func (k *Keyed) CurrentNamespace() []byte { return k.ns }
 // OperatorID is the operator this context belongs to.
 func (k *Keyed) OperatorID() string { return k.op }
 
-func (k *Keyed) rebuild() {
-	k.row = appendPart(appendPart(k.row[:0], k.key), k.ns)
+// currentRow returns the current (key, namespace) row, valid until the key
+// or namespace changes.
+func (k *Keyed) currentRow() []byte {
+	if k.rowStale {
+		k.row = appendPart(appendPart(k.row[:0], k.key), k.ns)
+		k.rowStale = false
+	}
+	return k.row
 }
 
 // setRow makes the (key, namespace) encoded in row current (timer firing).
@@ -88,6 +99,7 @@ func (k *Keyed) setRow(kg uint16, row []byte) error {
 	k.key = append(k.key[:0], key...)
 	k.ns = append(k.ns[:0], ns...)
 	k.row = append(k.row[:0], row...)
+	k.rowStale = false
 	return nil
 }
 
@@ -146,7 +158,8 @@ func (h *handle) afterAccess(err error) error {
 // absent and never refresh it, as Flink's TTL reduce/aggregate functions.
 // The payload is valid until the next call on the handle.
 func (h *handle) readSingle(col []byte, internal bool) ([]byte, bool, error) {
-	stored, ok, err := h.t.get(h.k.kg, h.k.row, col)
+	row := h.k.currentRow()
+	stored, ok, err := h.t.get(h.k.kg, row, col)
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -163,7 +176,7 @@ func (h *handle) readSingle(col []byte, internal bool) ([]byte, bool, error) {
 		if p.onRead {
 			// payload stays readable: the heap drops its reference, pebble
 			// returned a copy.
-			if err := h.t.del(h.k.kg, h.k.row, col); err != nil {
+			if err := h.t.del(h.k.kg, row, col); err != nil {
 				return nil, false, err
 			}
 		}
@@ -174,7 +187,7 @@ func (h *handle) readSingle(col []byte, internal bool) ([]byte, bool, error) {
 	}
 	if !internal && p.update == OnReadAndWrite {
 		h.buf = append(p.appendHeader(h.buf[:0], now), payload...)
-		if err := h.t.set(h.k.kg, h.k.row, col, h.buf); err != nil {
+		if err := h.t.set(h.k.kg, row, col, h.buf); err != nil {
 			return nil, false, err
 		}
 		return h.buf[tsLen:], true, nil
@@ -182,8 +195,30 @@ func (h *handle) readSingle(col []byte, internal bool) ([]byte, bool, error) {
 	return payload, true, nil
 }
 
-// begin returns the write buffer with the TTL header for now.
-func (h *handle) begin() []byte { return h.spec.ttl.appendHeader(h.buf[:0], h.now()) }
+// begin returns the write buffer with the TTL header for now. The clock is
+// read only when the state has a TTL: on the heap backend a clock read is
+// a large part of a write.
+func (h *handle) begin() []byte {
+	if h.spec.ttl.ms == 0 {
+		return h.buf[:0]
+	}
+	return h.spec.ttl.appendHeader(h.buf[:0], h.now())
+}
+
+// nowIfTTL is the clock's time when the state has a TTL, and 0 (unused)
+// otherwise.
+func (h *handle) nowIfTTL() int64 {
+	if h.spec.ttl.ms == 0 {
+		return 0
+	}
+	return h.now()
+}
+
+// set writes val at the current row and col, then runs incremental
+// cleanup.
+func (h *handle) set(col, val []byte) error {
+	return h.afterAccess(h.t.set(h.k.kg, h.k.currentRow(), col, val))
+}
 
 // clear deletes the current row of the state.
-func (h *handle) clear() error { return h.afterAccess(h.t.delRow(h.k.kg, h.k.row)) }
+func (h *handle) clear() error { return h.afterAccess(h.t.delRow(h.k.kg, h.k.currentRow())) }

@@ -35,15 +35,13 @@ func List[T any](k *Keyed, d ListDescriptor[T]) (*ListState[T], error) {
 // (CleanupOnRead); OnReadAndWrite refreshes the returned elements.
 func (s *ListState[T]) Get() ([]T, error) {
 	h := &s.h
-	stored, ok, err := h.t.get(h.k.kg, h.k.row, nil)
+	row := h.k.currentRow()
+	stored, ok, err := h.t.get(h.k.kg, row, nil)
 	if err != nil || !ok {
 		return nil, h.afterAccess(err)
 	}
 	p := &h.spec.ttl
-	now := int64(0)
-	if p.ms != 0 {
-		now = h.now()
-	}
+	now := h.nowIfTTL()
 	var (
 		out     []T
 		rewrite bool
@@ -80,9 +78,9 @@ func (s *ListState[T]) Get() ([]T, error) {
 	h.buf = kept
 	if rewrite {
 		if len(kept) == 0 {
-			err = h.t.delRow(h.k.kg, h.k.row)
+			err = h.t.delRow(h.k.kg, row)
 		} else {
-			err = h.t.set(h.k.kg, h.k.row, nil, kept)
+			err = h.t.set(h.k.kg, row, nil, kept)
 		}
 	}
 	return out, h.afterAccess(err)
@@ -100,12 +98,12 @@ func (s *ListState[T]) appendElem(dst []byte, v T, now int64) ([]byte, error) {
 
 // Add appends v.
 func (s *ListState[T]) Add(v T) error {
-	buf, err := s.appendElem(s.h.buf[:0], v, s.h.now())
+	buf, err := s.appendElem(s.h.buf[:0], v, s.h.nowIfTTL())
 	if err != nil {
 		return err
 	}
 	s.h.buf = buf
-	return s.h.afterAccess(s.h.t.appendElem(s.h.k.kg, s.h.k.row, buf))
+	return s.h.afterAccess(s.h.t.appendElem(s.h.k.kg, s.h.k.currentRow(), buf))
 }
 
 // AddAll appends vs in order.
@@ -117,7 +115,7 @@ func (s *ListState[T]) AddAll(vs []T) error {
 	if err != nil {
 		return err
 	}
-	return s.h.afterAccess(s.h.t.appendElem(s.h.k.kg, s.h.k.row, buf))
+	return s.h.afterAccess(s.h.t.appendElem(s.h.k.kg, s.h.k.currentRow(), buf))
 }
 
 // Update replaces the list by vs; an empty vs clears it.
@@ -129,11 +127,11 @@ func (s *ListState[T]) Update(vs []T) error {
 	if err != nil {
 		return err
 	}
-	return s.h.afterAccess(s.h.t.set(s.h.k.kg, s.h.k.row, nil, buf))
+	return s.h.set(nil, buf)
 }
 
 func (s *ListState[T]) encode(vs []T) ([]byte, error) {
-	now := s.h.now()
+	now := s.h.nowIfTTL()
 	buf := s.h.buf[:0]
 	for _, v := range vs {
 		var err error

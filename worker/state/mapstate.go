@@ -88,7 +88,7 @@ func (s *MapState[K, V]) Put(key K, v V) error {
 		return err
 	}
 	s.h.buf = buf
-	return s.h.afterAccess(s.h.t.set(s.h.k.kg, s.h.k.row, c, buf))
+	return s.h.set(c, buf)
 }
 
 // Remove deletes key.
@@ -97,7 +97,7 @@ func (s *MapState[K, V]) Remove(key K) error {
 	if err != nil {
 		return err
 	}
-	return s.h.afterAccess(s.h.t.del(s.h.k.kg, s.h.k.row, c))
+	return s.h.afterAccess(s.h.t.del(s.h.k.kg, s.h.k.currentRow(), c))
 }
 
 // errStop ends a scan early; never returned to callers.
@@ -109,11 +109,9 @@ var errStop = errors.New("state: stop")
 func (s *MapState[K, V]) Iterate(fn func(key K, v V) error) error {
 	h := &s.h
 	p := &h.spec.ttl
-	now := int64(0)
-	if p.ms != 0 {
-		now = h.now()
-	}
-	err := h.t.scanRow(h.k.kg, h.k.row, func(col, stored []byte) error {
+	now := h.nowIfTTL()
+	row := h.k.currentRow()
+	err := h.t.scanRow(h.k.kg, row, func(col, stored []byte) error {
 		ts, payload, err := p.splitHeader(stored)
 		if err != nil {
 			return err
@@ -121,7 +119,7 @@ func (s *MapState[K, V]) Iterate(fn func(key K, v V) error) error {
 		if p.ms != 0 {
 			if p.expired(ts, now) {
 				if p.onRead {
-					if err := h.t.del(h.k.kg, h.k.row, col); err != nil {
+					if err := h.t.del(h.k.kg, row, col); err != nil {
 						return err
 					}
 				}
@@ -130,7 +128,7 @@ func (s *MapState[K, V]) Iterate(fn func(key K, v V) error) error {
 				}
 			} else if p.update == OnReadAndWrite {
 				h.buf = append(p.appendHeader(h.buf[:0], now), payload...)
-				if err := h.t.set(h.k.kg, h.k.row, col, h.buf); err != nil {
+				if err := h.t.set(h.k.kg, row, col, h.buf); err != nil {
 					return err
 				}
 				payload = h.buf[tsLen:]

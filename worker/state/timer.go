@@ -1,8 +1,6 @@
 package state
 
 import (
-	"container/heap"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -26,16 +24,35 @@ type Timer struct {
 // Storage: each timer is an entry of the table "_timers/<name>/event" (or
 // "/processing") of the operator: row = (key, namespace), column = the
 // timestamp (8 bytes, order-preserving), empty value, so timers live in
-// the key group of their key and move with it on rescale. In memory, a
-// binary heap ordered by (timestamp, key group, key, namespace) and a map
-// for deduplication and deletion index every timer; creating the service
-// loads the stored timers (restore). Memory is therefore O(timers), as
-// with Flink's heap timers.
+// the key group of their key and move with it on rescale.
+//
+// Index: timers are grouped by timestamp (timerQueue): a min-heap of the
+// distinct timestamps, and per timestamp a bucket holding its timers'
+// rows in one byte slice with a small hash set over them for
+// deduplication and deletion. Window operators register one timer per key
+// at each window end, so a window end costs one heap operation however
+// many keys it has. A deleted or fired timer's entry stays in its bucket
+// as a tombstone until the bucket is done. On the heap backend the index
+// is the timer table (heapTimers: it answers IterateKeyGroups from the
+// buckets), so a timer's bytes are kept once, and every TimerService over
+// the same operator and name shares it; on pebble each TimerService
+// loads the stored timers into its own index (restore) and writes through
+// to pebble. Memory is O(timers), as with Flink's heap timers.
+//
+// Firing order: by timestamp, and timers with the same timestamp in key
+// order, that is the order of their stored keys: key group, then key,
+// then namespace (as encoded), the order IterateKeyGroups yields them in.
+// The order depends only on which timers are pending, not on the order of
+// registration, so it is the same before and after a restore and on both
+// backends. Timers registered while firing take their place in it: a
+// callback registering a timer at an earlier timestamp, or at the same
+// timestamp with a smaller key, gets it fired next. Flink leaves the
+// order of same-timestamp timers unspecified.
 type TimerService struct {
 	k         *Keyed
 	name      string
-	event     timerQueue
-	proc      timerQueue
+	event     *timerQueue
+	proc      *timerQueue
 	watermark int64
 	firing    bool
 }
@@ -51,16 +68,18 @@ func (k *Keyed) TimerService(name string) (*TimerService, error) {
 	}
 	s := &TimerService{k: k, name: name, watermark: math.MinInt64}
 	for _, q := range []struct {
-		q    *timerQueue
+		q    **timerQueue
 		kind string
 	}{{&s.event, "event"}, {&s.proc, "processing"}} {
 		_, t, err := k.b.register(k.op, timerPrefix+name+"/"+q.kind, kindTimer, ttlParams{})
 		if err != nil {
 			return nil, err
 		}
-		q.q.t = t
-		q.q.byID = make(map[string]*timer)
-		if err := q.q.load(); err != nil {
+		if ht, ok := t.(*heapTimers); ok {
+			*q.q = ht.q // the table is the index
+			continue
+		}
+		if *q.q, err = loadTimerQueue(t); err != nil {
 			return nil, err
 		}
 	}
@@ -76,18 +95,26 @@ func (s *TimerService) CurrentWatermark() int64 { return s.watermark }
 // namespace. Registering an existing timer again is a no-op. A timer at or
 // before the current watermark fires at the next AdvanceWatermark (or in
 // the running one, when registered from a callback).
-func (s *TimerService) RegisterEventTimeTimer(ts int64) error { return s.event.add(s.k, ts) }
+func (s *TimerService) RegisterEventTimeTimer(ts int64) error {
+	return s.event.add(s.k.kg, s.k.currentRow(), ts)
+}
 
 // DeleteEventTimeTimer deletes the current key and namespace's timer at ts,
 // if there is one.
-func (s *TimerService) DeleteEventTimeTimer(ts int64) error { return s.event.remove(s.k, ts) }
+func (s *TimerService) DeleteEventTimeTimer(ts int64) error {
+	return s.event.remove(s.k.kg, s.k.currentRow(), ts)
+}
 
 // RegisterProcessingTimeTimer registers a processing-time timer at ts (ms)
 // for the current key and namespace; deduplicated like event-time timers.
-func (s *TimerService) RegisterProcessingTimeTimer(ts int64) error { return s.proc.add(s.k, ts) }
+func (s *TimerService) RegisterProcessingTimeTimer(ts int64) error {
+	return s.proc.add(s.k.kg, s.k.currentRow(), ts)
+}
 
 // DeleteProcessingTimeTimer deletes a processing-time timer.
-func (s *TimerService) DeleteProcessingTimeTimer(ts int64) error { return s.proc.remove(s.k, ts) }
+func (s *TimerService) DeleteProcessingTimeTimer(ts int64) error {
+	return s.proc.remove(s.k.kg, s.k.currentRow(), ts)
+}
 
 // NextEventTime is the earliest event-time timer, if any.
 func (s *TimerService) NextEventTime() (int64, bool) { return s.event.next() }
@@ -97,19 +124,19 @@ func (s *TimerService) NextEventTime() (int64, bool) { return s.event.next() }
 func (s *TimerService) NextProcessingTime() (int64, bool) { return s.proc.next() }
 
 // AdvanceWatermark moves the watermark to wm (it never moves back) and
-// fires every event-time timer at or before it in timestamp order,
-// including timers fn registers at or before wm. Each timer is removed
-// before fn runs. An error from fn stops the advance and is returned; the
-// task then fails and restores from a checkpoint.
+// fires every event-time timer at or before it in the order of the type
+// doc, including timers fn registers at or before wm. Each timer is
+// removed before fn runs. An error from fn stops the advance and is
+// returned; the task then fails and restores from a checkpoint.
 func (s *TimerService) AdvanceWatermark(wm int64, fn func(Timer) error) error {
 	s.watermark = max(s.watermark, wm)
-	return s.fire(&s.event, s.watermark, fn)
+	return s.fire(s.event, s.watermark, fn)
 }
 
 // AdvanceProcessingTime fires every processing-time timer at or before now,
 // like AdvanceWatermark.
 func (s *TimerService) AdvanceProcessingTime(now int64, fn func(Timer) error) error {
-	return s.fire(&s.proc, now, fn)
+	return s.fire(s.proc, now, fn)
 }
 
 func (s *TimerService) fire(q *timerQueue, upTo int64, fn func(Timer) error) error {
@@ -118,131 +145,27 @@ func (s *TimerService) fire(q *timerQueue, upTo int64, fn func(Timer) error) err
 	}
 	s.firing = true
 	defer func() { s.firing = false }()
-	for len(q.h) > 0 && q.h[0].ts <= upTo {
-		tm, _ := heap.Pop(q).(*timer)
-		delete(q.byID, tm.id)
-		row := view(tm.id[timerIDHead:])
-		if err := q.t.del(tm.kg, row, view(tm.id[2:timerIDHead])); err != nil {
-			return err
-		}
-		if err := s.k.setRow(tm.kg, row); err != nil {
-			return err
-		}
-		if err := fn(Timer{Timestamp: tm.ts, KeyGroup: tm.kg, Key: s.k.key, Namespace: s.k.ns}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// timerIDHead is the length of a timer id before its row: key group (2) and
-// timestamp (8).
-const timerIDHead = 10
-
-type timer struct {
-	ts  int64
-	kg  uint16
-	id  string // key group | timestamp (order-preserving) | row
-	idx int    // position in the heap
-}
-
-// timerQueue is one time domain's timers: a min-heap by (ts, id) and an
-// index by id. It implements heap.Interface.
-type timerQueue struct {
-	t     table
-	h     []*timer
-	byID  map[string]*timer
-	idBuf []byte
-}
-
-func (q *timerQueue) Len() int { return len(q.h) }
-
-func (q *timerQueue) Less(i, j int) bool {
-	a, b := q.h[i], q.h[j]
-	if a.ts != b.ts {
-		return a.ts < b.ts
-	}
-	return a.id < b.id
-}
-
-func (q *timerQueue) Swap(i, j int) {
-	q.h[i], q.h[j] = q.h[j], q.h[i]
-	q.h[i].idx, q.h[j].idx = i, j
-}
-
-// Push implements heap.Interface.
-func (q *timerQueue) Push(x any) {
-	tm, _ := x.(*timer)
-	tm.idx = len(q.h)
-	q.h = append(q.h, tm)
-}
-
-// Pop implements heap.Interface.
-func (q *timerQueue) Pop() any {
-	n := len(q.h) - 1
-	tm := q.h[n]
-	q.h[n] = nil
-	q.h = q.h[:n]
-	return tm
-}
-
-func (q *timerQueue) next() (int64, bool) {
-	if len(q.h) == 0 {
-		return 0, false
-	}
-	return q.h[0].ts, true
-}
-
-// id builds the current key's timer id for ts into q.idBuf.
-func (q *timerQueue) id(kg uint16, ts int64, row []byte) []byte {
-	b := binary.BigEndian.AppendUint16(q.idBuf[:0], kg)
-	b = appendTimestamp(b, ts)
-	b = append(b, row...)
-	q.idBuf = b
-	return b
-}
-
-func (q *timerQueue) add(k *Keyed, ts int64) error {
-	id := q.id(k.kg, ts, k.row)
-	if _, ok := q.byID[string(id)]; ok {
-		return nil
-	}
-	if err := q.t.set(k.kg, k.row, id[2:timerIDHead], nil); err != nil {
-		return err
-	}
-	tm := &timer{ts: ts, kg: k.kg, id: string(id)}
-	q.byID[tm.id] = tm
-	heap.Push(q, tm)
-	return nil
-}
-
-func (q *timerQueue) remove(k *Keyed, ts int64) error {
-	id := q.id(k.kg, ts, k.row)
-	tm, ok := q.byID[string(id)]
-	if !ok {
-		return nil
-	}
-	delete(q.byID, tm.id)
-	heap.Remove(q, tm.idx)
-	return q.t.del(k.kg, k.row, id[2:timerIDHead])
-}
-
-// load indexes the timers stored in the table (restore).
-func (q *timerQueue) load() error {
-	err := q.t.scanAll(func(kg uint16, row, col, _ []byte) error {
-		if len(col) != 8 {
-			return fmt.Errorf("%w: timer column of %d bytes", ErrCorrupt, len(col))
-		}
-		ts := readTimestamp(col)
-		id := q.id(kg, ts, row)
-		if _, ok := q.byID[string(id)]; ok {
+	// Nothing is held across fn: it may register (growing a bucket or
+	// adding one, even an earlier one) and delete timers, so every round
+	// starts again from the heap's top.
+	for {
+		bi, i, ok := q.pop(upTo)
+		if !ok {
 			return nil
 		}
-		tm := &timer{ts: ts, kg: kg, id: string(id), idx: len(q.h)}
-		q.byID[tm.id] = tm
-		q.h = append(q.h, tm)
-		return nil
-	})
-	heap.Init(q)
-	return err
+		b := &q.buckets[bi]
+		e, row := b.entry(i)
+		ts := b.ts
+		// Copy the row into the Keyed before the bucket can be released
+		// and its bytes reused.
+		if err := s.k.setRow(e.kg, row); err != nil {
+			return err
+		}
+		if err := q.kill(bi, i); err != nil {
+			return err
+		}
+		if err := fn(Timer{Timestamp: ts, KeyGroup: e.kg, Key: s.k.key, Namespace: s.k.ns}); err != nil {
+			return err
+		}
+	}
 }

@@ -48,7 +48,7 @@ func (s *ValueState[T]) Update(v T) error {
 		return err
 	}
 	s.h.buf = buf
-	return s.h.afterAccess(s.h.t.set(s.h.k.kg, s.h.k.row, nil, buf))
+	return s.h.set(nil, buf)
 }
 
 // Clear removes the current value.
@@ -115,7 +115,7 @@ func (s *ReducingState[T]) Add(v T) error {
 		return err
 	}
 	s.h.buf = buf
-	return s.h.afterAccess(s.h.t.set(s.h.k.kg, s.h.k.row, nil, buf))
+	return s.h.set(nil, buf)
 }
 
 // Clear removes the value.
@@ -191,7 +191,7 @@ func (s *AggregatingState[IN, ACC, OUT]) Add(in IN) error {
 		return err
 	}
 	s.h.buf = buf
-	return s.h.afterAccess(s.h.t.set(s.h.k.kg, s.h.k.row, nil, buf))
+	return s.h.set(nil, buf)
 }
 
 // Clear removes the accumulator.
