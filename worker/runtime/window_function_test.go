@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/worker/runtime"
 )
@@ -207,11 +209,12 @@ func TestWindowUserFunctions(t *testing.T) {
 	}
 }
 
-// withTimeField makes the window read its event time from "value" (the
-// sequence number as ms).
+// withTimeField returns a copy of w reading its event time from "value"
+// (subtests run in parallel: the table's spec is not modified).
 func withTimeField(w *sabotv1.WindowAggregate) *sabotv1.WindowAggregate {
-	w.TimestampField = "value"
-	return w
+	c := proto.CloneOf(w)
+	c.TimestampField = "value"
+	return c
 }
 
 // failingAggregator fails on its third row.
