@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -241,11 +240,7 @@ type paneOp struct {
 	merged []wacc
 	nsBuf  []byte
 
-	// output
-	outs   []array.Builder // key columns, aggregates, window_start, window_end
-	rows   int
-	ctx    context.Context
-	out    Output
+	res    windowResults
 	onFire func(state.Timer) error
 }
 
@@ -274,6 +269,7 @@ func newPaneOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskInfo,
 		wm: MinWatermark, groups: make(map[string]int32),
 		fresh: make([]wacc, len(aggs.specs)), merged: make([]wacc, len(aggs.specs)),
 	}
+	p.res = windowResults{mem: e.mem, schema: v.Schema, kinds: keys.kinds, aggs: aggs, batch: e.batchSize}
 	p.onFire = p.fire
 	return p, nil
 }
@@ -289,17 +285,12 @@ func (p *paneOp) Open(context.Context) error {
 	if p.timers, err = p.st.keyed.TimerService(paneTimers); err != nil {
 		return err
 	}
-	for _, f := range p.schema.Fields() {
-		p.outs = append(p.outs, array.NewBuilder(p.mem, f.Type))
-	}
+	p.res.open()
 	return nil
 }
 
 func (p *paneOp) Close() error {
-	for _, b := range p.outs {
-		b.Release()
-	}
-	p.outs = nil
+	p.res.release()
 	if p.dropped > 0 {
 		p.logger.Info("runtime: window dropped late rows", "rows", p.dropped)
 	}
@@ -460,12 +451,12 @@ func (p *paneOp) advance(ctx context.Context, wm int64, out Output) error {
 		return nil
 	}
 	p.wm = wm
-	p.ctx, p.out = ctx, out
-	defer func() { p.ctx, p.out = nil, nil }()
+	p.res.bind(ctx, out)
+	defer p.res.unbind()
 	if err := p.timers.AdvanceWatermark(wm, p.onFire); err != nil {
 		return err
 	}
-	return p.flush()
+	return p.res.flush()
 }
 
 // fire emits the window whose max timestamp is t.Timestamp for t's key.
@@ -505,39 +496,7 @@ func (p *paneOp) fire(t state.Timer) error {
 	if !found {
 		return nil
 	}
-	return p.appendRow(Key{b: t.Key, kinds: p.keys.kinds}, start, end)
-}
-
-// appendRow appends one result row; a full batch is sent.
-func (p *paneOp) appendRow(k Key, start, end int64) error {
-	nk := len(p.keys.kinds)
-	for c := range nk {
-		if err := appendKeyColumn(p.outs[c], k, c); err != nil {
-			return err
-		}
-	}
-	p.aggs.appendResults(p.merged, p.outs[nk:])
-	p.outs[len(p.outs)-2].(*array.TimestampBuilder).Append(arrow.Timestamp(start))
-	p.outs[len(p.outs)-1].(*array.TimestampBuilder).Append(arrow.Timestamp(end))
-	p.rows++
-	if p.rows >= p.batch {
-		return p.flush()
-	}
-	return nil
-}
-
-// flush sends the rows built so far as one batch.
-func (p *paneOp) flush() error {
-	if p.rows == 0 {
-		return nil
-	}
-	if p.out == nil {
-		return errors.New("runtime: window: emitted outside a call")
-	}
-	rec := buildBatch(p.schema, p.outs, p.rows)
-	p.rows = 0
-	defer rec.Release()
-	return p.out.Emit(p.ctx, rec)
+	return p.res.append(t.Key, p.merged, start, end, true)
 }
 
 // buildBatch makes a batch of the builders' rows, resetting the builders.

@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jonboulle/clockwork"
 
@@ -209,13 +208,10 @@ type generalWindowOp struct {
 	seq     int64
 	buf     []byte
 	vals    []rowVal
-	outs    []array.Builder // built-in aggregates' rows
-	rows    int
-	coll    *Collector // user function's rows
-	late    *Collector // late rows
+	res     windowResults // built-in aggregates' rows
+	coll    *Collector    // user function's rows
+	late    *Collector    // late rows
 	lateTag string
-	ctx     context.Context
-	out     Output
 	// err is the first failure inside an aggregate callback (which cannot
 	// return one); the operator call that ran it returns it.
 	err error
@@ -389,9 +385,8 @@ func (g *generalWindowOp) Open(context.Context) error {
 		})
 		return err
 	}
-	for _, f := range g.schema.Fields() {
-		g.outs = append(g.outs, array.NewBuilder(g.mem, f.Type))
-	}
+	g.res = windowResults{mem: g.mem, schema: g.schema, kinds: g.keys.kinds, aggs: g.aggs, batch: g.batch}
+	g.res.open()
 	g.engine, err = window.New(g.st.keyed, window.Config[element, []wacc]{
 		Name: "window", Assigner: asg, Trigger: tr, Evictor: ev, AllowedLateness: g.spec.GetAllowedLatenessMs(),
 		Function: window.Aggregate(g.builtinAggregate()), Codec: state.BytesCodec{},
@@ -492,27 +487,7 @@ func (g *generalWindowOp) flushIfFull() error {
 
 // emitAggregate appends a built-in aggregate result row.
 func (g *generalWindowOp) emitAggregate(key []byte, w window.Window, accs []wacc) error {
-	k := Key{b: key, kinds: g.keys.kinds}
-	nk := len(g.keys.kinds)
-	for c := range nk {
-		if err := appendKeyColumn(g.outs[c], k, c); err != nil {
-			return err
-		}
-	}
-	g.aggs.appendResults(accs, g.outs[nk:])
-	start, end := g.outs[len(g.outs)-2].(*array.TimestampBuilder), g.outs[len(g.outs)-1].(*array.TimestampBuilder)
-	if w == window.GlobalWindow() {
-		start.AppendNull()
-		end.AppendNull()
-	} else {
-		start.Append(arrow.Timestamp(w.Start))
-		end.Append(arrow.Timestamp(w.End))
-	}
-	g.rows++
-	if g.rows >= g.batch {
-		return g.flush()
-	}
-	return nil
+	return g.res.append(key, accs, w.Start, w.End, w != window.GlobalWindow())
 }
 
 // onLate stages a late row for the late output.
@@ -528,7 +503,7 @@ func (g *generalWindowOp) onLate(_ []byte, _ int64, e element) error {
 }
 
 func (g *generalWindowOp) bind(ctx context.Context, out Output) {
-	g.ctx, g.out = ctx, out
+	g.res.bind(ctx, out)
 	if g.coll != nil {
 		g.coll.bind(ctx, out)
 	}
@@ -538,7 +513,7 @@ func (g *generalWindowOp) bind(ctx context.Context, out Output) {
 }
 
 func (g *generalWindowOp) unbind() {
-	g.ctx, g.out = nil, nil
+	g.res.unbind()
 	if g.coll != nil {
 		g.coll.unbind()
 	}
@@ -549,17 +524,8 @@ func (g *generalWindowOp) unbind() {
 
 // flush sends what the call produced: results, then late rows.
 func (g *generalWindowOp) flush() error {
-	if g.rows > 0 {
-		if g.out == nil {
-			return errors.New("runtime: window: emitted outside a call")
-		}
-		rec := buildBatch(g.schema, g.outs, g.rows)
-		g.rows = 0
-		err := g.out.Emit(g.ctx, rec)
-		rec.Release()
-		if err != nil {
-			return err
-		}
+	if err := g.res.flush(); err != nil {
+		return err
 	}
 	if g.coll != nil {
 		if err := g.coll.flush(); err != nil {
@@ -684,10 +650,7 @@ func (g *generalWindowOp) Finish(ctx context.Context, out Output) error {
 }
 
 func (g *generalWindowOp) Close() error {
-	for _, b := range g.outs {
-		b.Release()
-	}
-	g.outs = nil
+	g.res.release()
 	if g.coll != nil {
 		g.coll.release()
 	}

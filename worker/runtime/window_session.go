@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -106,11 +105,7 @@ type sessionOp struct {
 	ends   []int64
 	late   []int32
 
-	// output
-	outs   []array.Builder // key columns, aggregates, window_start, window_end
-	rows   int
-	ctx    context.Context
-	out    Output
+	res    windowResults
 	onFire func(state.Timer) error
 }
 
@@ -145,6 +140,7 @@ func newSessionOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskIn
 		}
 		s.gapCol = idx[0]
 	}
+	s.res = windowResults{mem: e.mem, schema: v.Schema, kinds: keys.kinds, aggs: aggs, batch: e.batchSize}
 	s.onFire = s.fire
 	return s, nil
 }
@@ -160,17 +156,12 @@ func (s *sessionOp) Open(context.Context) error {
 	if s.timers, err = s.st.keyed.TimerService(paneTimers); err != nil {
 		return err
 	}
-	for _, f := range s.schema.Fields() {
-		s.outs = append(s.outs, array.NewBuilder(s.mem, f.Type))
-	}
+	s.res.open()
 	return nil
 }
 
 func (s *sessionOp) Close() error {
-	for _, b := range s.outs {
-		b.Release()
-	}
-	s.outs = nil
+	s.res.release()
 	if s.dropped > 0 {
 		s.logger.Info("runtime: window dropped late rows", "rows", s.dropped)
 	}
@@ -346,12 +337,12 @@ func (s *sessionOp) advance(ctx context.Context, wm int64, out Output) error {
 		return nil
 	}
 	s.wm = wm
-	s.ctx, s.out = ctx, out
-	defer func() { s.ctx, s.out = nil, nil }()
+	s.res.bind(ctx, out)
+	defer s.res.unbind()
 	if err := s.timers.AdvanceWatermark(wm, s.onFire); err != nil {
 		return err
 	}
-	return s.flush()
+	return s.res.flush()
 }
 
 // fire emits the sessions of t's key that end at or before t.Timestamp+1
@@ -361,10 +352,9 @@ func (s *sessionOp) fire(t state.Timer) error {
 	if err != nil || !ok {
 		return err
 	}
-	k := Key{b: t.Key, kinds: s.keys.kinds}
 	n := 0
 	for n < len(set.list) && set.list[n].end-1 <= t.Timestamp {
-		if err := s.appendRow(k, &set.list[n]); err != nil {
+		if err := s.res.append(t.Key, set.list[n].accs, set.list[n].start, set.list[n].end, true); err != nil {
 			return err
 		}
 		n++
@@ -382,38 +372,6 @@ func (s *sessionOp) fire(t state.Timer) error {
 	}
 	set.timer = next
 	return s.state.Update(set)
-}
-
-// appendRow appends the result row of session w; a full batch is sent.
-func (s *sessionOp) appendRow(k Key, w *session) error {
-	nk := len(s.keys.kinds)
-	for c := range nk {
-		if err := appendKeyColumn(s.outs[c], k, c); err != nil {
-			return err
-		}
-	}
-	s.aggs.appendResults(w.accs, s.outs[nk:])
-	s.outs[len(s.outs)-2].(*array.TimestampBuilder).Append(arrow.Timestamp(w.start))
-	s.outs[len(s.outs)-1].(*array.TimestampBuilder).Append(arrow.Timestamp(w.end))
-	s.rows++
-	if s.rows >= s.batch {
-		return s.flush()
-	}
-	return nil
-}
-
-// flush sends the rows built so far as one batch.
-func (s *sessionOp) flush() error {
-	if s.rows == 0 {
-		return nil
-	}
-	if s.out == nil {
-		return errors.New("runtime: window: emitted outside a call")
-	}
-	rec := buildBatch(s.schema, s.outs, s.rows)
-	s.rows = 0
-	defer rec.Release()
-	return s.out.Emit(s.ctx, rec)
 }
 
 // session is one open session window [start, end) and its accumulators.

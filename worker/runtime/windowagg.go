@@ -1,13 +1,16 @@
 package runtime
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
@@ -445,4 +448,79 @@ func (c *waccCodec) decodeInto(dst []wacc, src []byte) error {
 		return bad()
 	}
 	return nil
+}
+
+// windowResults builds the result rows of a window operator with built-in
+// aggregates — key columns, aggregates, window_start, window_end — and
+// sends them in batches of at most batch rows. paneOp, sessionOp and the
+// general operator share it, so their rows are the same.
+type windowResults struct {
+	mem    memory.Allocator
+	schema *arrow.Schema
+	kinds  []keyKind
+	aggs   *waggs
+	batch  int
+
+	outs []array.Builder
+	rows int
+	ctx  context.Context
+	out  Output
+}
+
+func (r *windowResults) open() {
+	for _, f := range r.schema.Fields() {
+		r.outs = append(r.outs, array.NewBuilder(r.mem, f.Type))
+	}
+}
+
+func (r *windowResults) release() {
+	for _, b := range r.outs {
+		b.Release()
+	}
+	r.outs = nil
+}
+
+// bind points the results at out for one operator call; unbind ends it.
+func (r *windowResults) bind(ctx context.Context, out Output) { r.ctx, r.out = ctx, out }
+func (r *windowResults) unbind()                              { r.ctx, r.out = nil, nil }
+
+// append adds the row of key's window [start, end) with accumulators
+// accs; bounded false leaves the window bounds null (the global window).
+// A full batch is sent.
+func (r *windowResults) append(key []byte, accs []wacc, start, end int64, bounded bool) error {
+	k := Key{b: key, kinds: r.kinds}
+	nk := len(r.kinds)
+	for c := range nk {
+		if err := appendKeyColumn(r.outs[c], k, c); err != nil {
+			return err
+		}
+	}
+	r.aggs.appendResults(accs, r.outs[nk:])
+	sb, eb := r.outs[len(r.outs)-2].(*array.TimestampBuilder), r.outs[len(r.outs)-1].(*array.TimestampBuilder)
+	if bounded {
+		sb.Append(arrow.Timestamp(start))
+		eb.Append(arrow.Timestamp(end))
+	} else {
+		sb.AppendNull()
+		eb.AppendNull()
+	}
+	r.rows++
+	if r.rows >= r.batch {
+		return r.flush()
+	}
+	return nil
+}
+
+// flush sends the rows built so far as one batch.
+func (r *windowResults) flush() error {
+	if r.rows == 0 {
+		return nil
+	}
+	if r.out == nil {
+		return errors.New("runtime: window: emitted outside a call")
+	}
+	rec := buildBatch(r.schema, r.outs, r.rows)
+	r.rows = 0
+	defer rec.Release()
+	return r.out.Emit(r.ctx, rec)
 }
