@@ -23,6 +23,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CheckpointMode is the consistency a checkpoint gives.
+type CheckpointMode int32
+
+const (
+	// Exactly-once.
+	CheckpointMode_CHECKPOINT_MODE_UNSPECIFIED CheckpointMode = 0
+	// Operators with several inputs align barriers: state reflects every
+	// record exactly once.
+	CheckpointMode_CHECKPOINT_MODE_EXACTLY_ONCE CheckpointMode = 1
+	// Barriers are not aligned: after a restore some records may have
+	// affected state twice, none is lost.
+	CheckpointMode_CHECKPOINT_MODE_AT_LEAST_ONCE CheckpointMode = 2
+)
+
+// Enum value maps for CheckpointMode.
+var (
+	CheckpointMode_name = map[int32]string{
+		0: "CHECKPOINT_MODE_UNSPECIFIED",
+		1: "CHECKPOINT_MODE_EXACTLY_ONCE",
+		2: "CHECKPOINT_MODE_AT_LEAST_ONCE",
+	}
+	CheckpointMode_value = map[string]int32{
+		"CHECKPOINT_MODE_UNSPECIFIED":   0,
+		"CHECKPOINT_MODE_EXACTLY_ONCE":  1,
+		"CHECKPOINT_MODE_AT_LEAST_ONCE": 2,
+	}
+)
+
+func (x CheckpointMode) Enum() *CheckpointMode {
+	p := new(CheckpointMode)
+	*p = x
+	return p
+}
+
+func (x CheckpointMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckpointMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[0].Descriptor()
+}
+
+func (CheckpointMode) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[0]
+}
+
+func (x CheckpointMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckpointMode.Descriptor instead.
+func (CheckpointMode) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{0}
+}
+
 // StateBackend is where keyed state and timers live.
 type StateBackend int32
 
@@ -60,11 +115,11 @@ func (x StateBackend) String() string {
 }
 
 func (StateBackend) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[0].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[1].Descriptor()
 }
 
 func (StateBackend) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[0]
+	return &file_sabot_v1_job_proto_enumTypes[1]
 }
 
 func (x StateBackend) Number() protoreflect.EnumNumber {
@@ -73,7 +128,7 @@ func (x StateBackend) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StateBackend.Descriptor instead.
 func (StateBackend) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{0}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
 }
 
 // Partitioning says how records move along an edge from the subtasks of one
@@ -124,11 +179,11 @@ func (x Partitioning) String() string {
 }
 
 func (Partitioning) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[1].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[2].Descriptor()
 }
 
 func (Partitioning) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[1]
+	return &file_sabot_v1_job_proto_enumTypes[2]
 }
 
 func (x Partitioning) Number() protoreflect.EnumNumber {
@@ -137,7 +192,7 @@ func (x Partitioning) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Partitioning.Descriptor instead.
 func (Partitioning) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
 // NexmarkTable selects which of the Nexmark generator's three event kinds a
@@ -180,11 +235,11 @@ func (x NexmarkTable) String() string {
 }
 
 func (NexmarkTable) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[2].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[3].Descriptor()
 }
 
 func (NexmarkTable) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[2]
+	return &file_sabot_v1_job_proto_enumTypes[3]
 }
 
 func (x NexmarkTable) Number() protoreflect.EnumNumber {
@@ -193,7 +248,7 @@ func (x NexmarkTable) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NexmarkTable.Descriptor instead.
 func (NexmarkTable) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
 }
 
 // FileFormat is the encoding of a file source's input or a file sink's
@@ -234,11 +289,11 @@ func (x FileFormat) String() string {
 }
 
 func (FileFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[3].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[4].Descriptor()
 }
 
 func (FileFormat) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[3]
+	return &file_sabot_v1_job_proto_enumTypes[4]
 }
 
 func (x FileFormat) Number() protoreflect.EnumNumber {
@@ -247,7 +302,7 @@ func (x FileFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileFormat.Descriptor instead.
 func (FileFormat) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
 }
 
 // ColumnType is the type of a declared column.
@@ -302,11 +357,11 @@ func (x ColumnType) String() string {
 }
 
 func (ColumnType) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[4].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[5].Descriptor()
 }
 
 func (ColumnType) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[4]
+	return &file_sabot_v1_job_proto_enumTypes[5]
 }
 
 func (x ColumnType) Number() protoreflect.EnumNumber {
@@ -315,7 +370,7 @@ func (x ColumnType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ColumnType.Descriptor instead.
 func (ColumnType) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
 }
 
 // KafkaStart is where a Kafka source starts reading each partition.
@@ -362,11 +417,11 @@ func (x KafkaStart) String() string {
 }
 
 func (KafkaStart) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[5].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[6].Descriptor()
 }
 
 func (KafkaStart) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[5]
+	return &file_sabot_v1_job_proto_enumTypes[6]
 }
 
 func (x KafkaStart) Number() protoreflect.EnumNumber {
@@ -375,7 +430,7 @@ func (x KafkaStart) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KafkaStart.Descriptor instead.
 func (KafkaStart) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
 }
 
 // RecordFormat is how a connector encodes rows in record values.
@@ -419,11 +474,11 @@ func (x RecordFormat) String() string {
 }
 
 func (RecordFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[6].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[7].Descriptor()
 }
 
 func (RecordFormat) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[6]
+	return &file_sabot_v1_job_proto_enumTypes[7]
 }
 
 func (x RecordFormat) Number() protoreflect.EnumNumber {
@@ -432,7 +487,7 @@ func (x RecordFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RecordFormat.Descriptor instead.
 func (RecordFormat) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
 }
 
 // BadRecordPolicy is what a source does with a record it cannot decode.
@@ -475,11 +530,11 @@ func (x BadRecordPolicy) String() string {
 }
 
 func (BadRecordPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[7].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[8].Descriptor()
 }
 
 func (BadRecordPolicy) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[7]
+	return &file_sabot_v1_job_proto_enumTypes[8]
 }
 
 func (x BadRecordPolicy) Number() protoreflect.EnumNumber {
@@ -488,7 +543,7 @@ func (x BadRecordPolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BadRecordPolicy.Descriptor instead.
 func (BadRecordPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 // KafkaPartitioner chooses a Kafka sink record's partition.
@@ -530,11 +585,11 @@ func (x KafkaPartitioner) String() string {
 }
 
 func (KafkaPartitioner) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[8].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[9].Descriptor()
 }
 
 func (KafkaPartitioner) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[8]
+	return &file_sabot_v1_job_proto_enumTypes[9]
 }
 
 func (x KafkaPartitioner) Number() protoreflect.EnumNumber {
@@ -543,7 +598,62 @@ func (x KafkaPartitioner) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KafkaPartitioner.Descriptor instead.
 func (KafkaPartitioner) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
+}
+
+// DeliveryGuarantee is what a sink promises after failures.
+type DeliveryGuarantee int32
+
+const (
+	// At-least-once.
+	DeliveryGuarantee_DELIVERY_GUARANTEE_UNSPECIFIED DeliveryGuarantee = 0
+	// Every record is written at least once: after a restore some may be
+	// written again.
+	DeliveryGuarantee_DELIVERY_GUARANTEE_AT_LEAST_ONCE DeliveryGuarantee = 1
+	// Every record becomes visible exactly once, when the checkpoint that
+	// covers it completes.
+	DeliveryGuarantee_DELIVERY_GUARANTEE_EXACTLY_ONCE DeliveryGuarantee = 2
+)
+
+// Enum value maps for DeliveryGuarantee.
+var (
+	DeliveryGuarantee_name = map[int32]string{
+		0: "DELIVERY_GUARANTEE_UNSPECIFIED",
+		1: "DELIVERY_GUARANTEE_AT_LEAST_ONCE",
+		2: "DELIVERY_GUARANTEE_EXACTLY_ONCE",
+	}
+	DeliveryGuarantee_value = map[string]int32{
+		"DELIVERY_GUARANTEE_UNSPECIFIED":   0,
+		"DELIVERY_GUARANTEE_AT_LEAST_ONCE": 1,
+		"DELIVERY_GUARANTEE_EXACTLY_ONCE":  2,
+	}
+)
+
+func (x DeliveryGuarantee) Enum() *DeliveryGuarantee {
+	p := new(DeliveryGuarantee)
+	*p = x
+	return p
+}
+
+func (x DeliveryGuarantee) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryGuarantee) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[10].Descriptor()
+}
+
+func (DeliveryGuarantee) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[10]
+}
+
+func (x DeliveryGuarantee) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryGuarantee.Descriptor instead.
+func (DeliveryGuarantee) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 // AggregateFunction is a built-in aggregate.
@@ -601,11 +711,11 @@ func (x AggregateFunction) String() string {
 }
 
 func (AggregateFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[9].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[11].Descriptor()
 }
 
 func (AggregateFunction) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[9]
+	return &file_sabot_v1_job_proto_enumTypes[11]
 }
 
 func (x AggregateFunction) Number() protoreflect.EnumNumber {
@@ -614,7 +724,7 @@ func (x AggregateFunction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AggregateFunction.Descriptor instead.
 func (AggregateFunction) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 // WindowTime is the clock windows are measured in.
@@ -651,11 +761,11 @@ func (x WindowTime) String() string {
 }
 
 func (WindowTime) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[10].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[12].Descriptor()
 }
 
 func (WindowTime) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[10]
+	return &file_sabot_v1_job_proto_enumTypes[12]
 }
 
 func (x WindowTime) Number() protoreflect.EnumNumber {
@@ -664,7 +774,7 @@ func (x WindowTime) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WindowTime.Descriptor instead.
 func (WindowTime) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 // JobState is the lifecycle of a job:
@@ -728,11 +838,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[11].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[13].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[11]
+	return &file_sabot_v1_job_proto_enumTypes[13]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -741,7 +851,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 // TaskState is the lifecycle of one subtask attempt on a worker.
@@ -787,11 +897,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[12].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[14].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[12]
+	return &file_sabot_v1_job_proto_enumTypes[14]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -800,7 +910,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 // JobSpec is what a user deploys: a named dataflow graph and how wide to run it.
@@ -822,9 +932,15 @@ type JobSpec struct {
 	// Where keyed state lives. Default heap.
 	StateBackend StateBackend `protobuf:"varint,6,opt,name=state_backend,json=stateBackend,proto3,enum=sabot.v1.StateBackend" json:"state_backend,omitempty"`
 	// Free-form labels for people and tools; not interpreted by Sabot.
-	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Labels map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Periodic checkpoints. Unset: no checkpoints (a restarted job starts
+	// from its sources' start positions with empty state).
+	Checkpointing *Checkpointing `protobuf:"bytes,7,opt,name=checkpointing,proto3" json:"checkpointing,omitempty"`
+	// What happens when a task fails. Unset: with checkpointing, fixed delay
+	// (unlimited attempts, 1 s apart, as Flink); without, no restart.
+	RestartStrategy *RestartStrategy `protobuf:"bytes,8,opt,name=restart_strategy,json=restartStrategy,proto3" json:"restart_strategy,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -899,6 +1015,501 @@ func (x *JobSpec) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *JobSpec) GetCheckpointing() *Checkpointing {
+	if x != nil {
+		return x.Checkpointing
+	}
+	return nil
+}
+
+func (x *JobSpec) GetRestartStrategy() *RestartStrategy {
+	if x != nil {
+		return x.RestartStrategy
+	}
+	return nil
+}
+
+// Checkpointing configures periodic checkpoints (Flink's
+// execution.checkpointing.* options).
+type Checkpointing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time between the triggers of two checkpoints.
+	IntervalMs int64 `protobuf:"varint,1,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	// Exactly-once (barriers aligned) or at-least-once. Default exactly-once.
+	Mode CheckpointMode `protobuf:"varint,2,opt,name=mode,proto3,enum=sabot.v1.CheckpointMode" json:"mode,omitempty"`
+	// A checkpoint not complete after this long is aborted. 0 means 10 min.
+	TimeoutMs int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Least time between the end of one checkpoint and the trigger of the
+	// next. 0 means none.
+	MinPauseMs int64 `protobuf:"varint,4,opt,name=min_pause_ms,json=minPauseMs,proto3" json:"min_pause_ms,omitempty"`
+	// Checkpoints in progress at once. 0 means 1.
+	MaxConcurrent int32 `protobuf:"varint,5,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	// Consecutive failed (aborted) checkpoints tolerated before the job fails
+	// over. 0 means none (as Flink's default).
+	TolerableFailures int32 `protobuf:"varint,6,opt,name=tolerable_failures,json=tolerableFailures,proto3" json:"tolerable_failures,omitempty"`
+	// Unaligned checkpoints: barriers overtake in-flight data, which is
+	// stored with the checkpoint (exactly-once mode only).
+	Unaligned bool `protobuf:"varint,7,opt,name=unaligned,proto3" json:"unaligned,omitempty"`
+	// With unaligned: start aligned and switch to unaligned once alignment
+	// has taken this long. 0 means unaligned from the start.
+	AlignedTimeoutMs int64 `protobuf:"varint,8,opt,name=aligned_timeout_ms,json=alignedTimeoutMs,proto3" json:"aligned_timeout_ms,omitempty"`
+	// Completed checkpoints kept in the blob store. 0 means 1.
+	Retained      int32 `protobuf:"varint,9,opt,name=retained,proto3" json:"retained,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpointing) Reset() {
+	*x = Checkpointing{}
+	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpointing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpointing) ProtoMessage() {}
+
+func (x *Checkpointing) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpointing.ProtoReflect.Descriptor instead.
+func (*Checkpointing) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Checkpointing) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *Checkpointing) GetMode() CheckpointMode {
+	if x != nil {
+		return x.Mode
+	}
+	return CheckpointMode_CHECKPOINT_MODE_UNSPECIFIED
+}
+
+func (x *Checkpointing) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Checkpointing) GetMinPauseMs() int64 {
+	if x != nil {
+		return x.MinPauseMs
+	}
+	return 0
+}
+
+func (x *Checkpointing) GetMaxConcurrent() int32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
+func (x *Checkpointing) GetTolerableFailures() int32 {
+	if x != nil {
+		return x.TolerableFailures
+	}
+	return 0
+}
+
+func (x *Checkpointing) GetUnaligned() bool {
+	if x != nil {
+		return x.Unaligned
+	}
+	return false
+}
+
+func (x *Checkpointing) GetAlignedTimeoutMs() int64 {
+	if x != nil {
+		return x.AlignedTimeoutMs
+	}
+	return 0
+}
+
+func (x *Checkpointing) GetRetained() int32 {
+	if x != nil {
+		return x.Retained
+	}
+	return 0
+}
+
+// RestartStrategy says whether and when a failed job restarts (from its
+// latest completed checkpoint).
+type RestartStrategy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Strategy:
+	//
+	//	*RestartStrategy_None
+	//	*RestartStrategy_FixedDelay
+	//	*RestartStrategy_ExponentialDelay
+	//	*RestartStrategy_FailureRate
+	Strategy      isRestartStrategy_Strategy `protobuf_oneof:"strategy"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestartStrategy) Reset() {
+	*x = RestartStrategy{}
+	mi := &file_sabot_v1_job_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestartStrategy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestartStrategy) ProtoMessage() {}
+
+func (x *RestartStrategy) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestartStrategy.ProtoReflect.Descriptor instead.
+func (*RestartStrategy) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RestartStrategy) GetStrategy() isRestartStrategy_Strategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return nil
+}
+
+func (x *RestartStrategy) GetNone() *NoRestart {
+	if x != nil {
+		if x, ok := x.Strategy.(*RestartStrategy_None); ok {
+			return x.None
+		}
+	}
+	return nil
+}
+
+func (x *RestartStrategy) GetFixedDelay() *FixedDelayRestart {
+	if x != nil {
+		if x, ok := x.Strategy.(*RestartStrategy_FixedDelay); ok {
+			return x.FixedDelay
+		}
+	}
+	return nil
+}
+
+func (x *RestartStrategy) GetExponentialDelay() *ExponentialDelayRestart {
+	if x != nil {
+		if x, ok := x.Strategy.(*RestartStrategy_ExponentialDelay); ok {
+			return x.ExponentialDelay
+		}
+	}
+	return nil
+}
+
+func (x *RestartStrategy) GetFailureRate() *FailureRateRestart {
+	if x != nil {
+		if x, ok := x.Strategy.(*RestartStrategy_FailureRate); ok {
+			return x.FailureRate
+		}
+	}
+	return nil
+}
+
+type isRestartStrategy_Strategy interface {
+	isRestartStrategy_Strategy()
+}
+
+type RestartStrategy_None struct {
+	// Never restart: the first failure fails the job.
+	None *NoRestart `protobuf:"bytes,1,opt,name=none,proto3,oneof"`
+}
+
+type RestartStrategy_FixedDelay struct {
+	// Restart after a fixed delay, up to a number of attempts.
+	FixedDelay *FixedDelayRestart `protobuf:"bytes,2,opt,name=fixed_delay,json=fixedDelay,proto3,oneof"`
+}
+
+type RestartStrategy_ExponentialDelay struct {
+	// Restart after a delay that grows exponentially up to a maximum, and
+	// resets after a stable period.
+	ExponentialDelay *ExponentialDelayRestart `protobuf:"bytes,3,opt,name=exponential_delay,json=exponentialDelay,proto3,oneof"`
+}
+
+type RestartStrategy_FailureRate struct {
+	// Restart after a delay while failures per interval stay under a rate.
+	FailureRate *FailureRateRestart `protobuf:"bytes,4,opt,name=failure_rate,json=failureRate,proto3,oneof"`
+}
+
+func (*RestartStrategy_None) isRestartStrategy_Strategy() {}
+
+func (*RestartStrategy_FixedDelay) isRestartStrategy_Strategy() {}
+
+func (*RestartStrategy_ExponentialDelay) isRestartStrategy_Strategy() {}
+
+func (*RestartStrategy_FailureRate) isRestartStrategy_Strategy() {}
+
+// NoRestart is the strategy that never restarts.
+type NoRestart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoRestart) Reset() {
+	*x = NoRestart{}
+	mi := &file_sabot_v1_job_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoRestart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoRestart) ProtoMessage() {}
+
+func (x *NoRestart) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoRestart.ProtoReflect.Descriptor instead.
+func (*NoRestart) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+}
+
+// FixedDelayRestart restarts after delay_ms, at most attempts times.
+type FixedDelayRestart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Restarts before the job fails. 0 means unlimited.
+	Attempts      int32 `protobuf:"varint,1,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	DelayMs       int64 `protobuf:"varint,2,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FixedDelayRestart) Reset() {
+	*x = FixedDelayRestart{}
+	mi := &file_sabot_v1_job_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FixedDelayRestart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FixedDelayRestart) ProtoMessage() {}
+
+func (x *FixedDelayRestart) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FixedDelayRestart.ProtoReflect.Descriptor instead.
+func (*FixedDelayRestart) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FixedDelayRestart) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *FixedDelayRestart) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+// ExponentialDelayRestart restarts after initial_delay_ms, multiplying the
+// delay by multiplier after each failure up to max_delay_ms; a job that ran
+// reset_after_ms without failing starts again from initial_delay_ms.
+type ExponentialDelayRestart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 means 1 s.
+	InitialDelayMs int64 `protobuf:"varint,1,opt,name=initial_delay_ms,json=initialDelayMs,proto3" json:"initial_delay_ms,omitempty"`
+	// 0 means 5 min.
+	MaxDelayMs int64 `protobuf:"varint,2,opt,name=max_delay_ms,json=maxDelayMs,proto3" json:"max_delay_ms,omitempty"`
+	// 0 means 2.
+	Multiplier float64 `protobuf:"fixed64,3,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
+	// 0 means 1 h.
+	ResetAfterMs int64 `protobuf:"varint,4,opt,name=reset_after_ms,json=resetAfterMs,proto3" json:"reset_after_ms,omitempty"`
+	// Restarts before the job fails. 0 means unlimited.
+	Attempts      int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExponentialDelayRestart) Reset() {
+	*x = ExponentialDelayRestart{}
+	mi := &file_sabot_v1_job_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExponentialDelayRestart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExponentialDelayRestart) ProtoMessage() {}
+
+func (x *ExponentialDelayRestart) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExponentialDelayRestart.ProtoReflect.Descriptor instead.
+func (*ExponentialDelayRestart) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExponentialDelayRestart) GetInitialDelayMs() int64 {
+	if x != nil {
+		return x.InitialDelayMs
+	}
+	return 0
+}
+
+func (x *ExponentialDelayRestart) GetMaxDelayMs() int64 {
+	if x != nil {
+		return x.MaxDelayMs
+	}
+	return 0
+}
+
+func (x *ExponentialDelayRestart) GetMultiplier() float64 {
+	if x != nil {
+		return x.Multiplier
+	}
+	return 0
+}
+
+func (x *ExponentialDelayRestart) GetResetAfterMs() int64 {
+	if x != nil {
+		return x.ResetAfterMs
+	}
+	return 0
+}
+
+func (x *ExponentialDelayRestart) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+// FailureRateRestart restarts after delay_ms unless more than
+// max_failures failures happened within interval_ms.
+type FailureRateRestart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MaxFailures   int32                  `protobuf:"varint,1,opt,name=max_failures,json=maxFailures,proto3" json:"max_failures,omitempty"`
+	IntervalMs    int64                  `protobuf:"varint,2,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	DelayMs       int64                  `protobuf:"varint,3,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailureRateRestart) Reset() {
+	*x = FailureRateRestart{}
+	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailureRateRestart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailureRateRestart) ProtoMessage() {}
+
+func (x *FailureRateRestart) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailureRateRestart.ProtoReflect.Descriptor instead.
+func (*FailureRateRestart) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FailureRateRestart) GetMaxFailures() int32 {
+	if x != nil {
+		return x.MaxFailures
+	}
+	return 0
+}
+
+func (x *FailureRateRestart) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *FailureRateRestart) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
 // JobGraph is a directed acyclic graph of vertices joined by edges.
 type JobGraph struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -912,7 +1523,7 @@ type JobGraph struct {
 
 func (x *JobGraph) Reset() {
 	*x = JobGraph{}
-	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	mi := &file_sabot_v1_job_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1535,7 @@ func (x *JobGraph) String() string {
 func (*JobGraph) ProtoMessage() {}
 
 func (x *JobGraph) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	mi := &file_sabot_v1_job_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1548,7 @@ func (x *JobGraph) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobGraph.ProtoReflect.Descriptor instead.
 func (*JobGraph) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JobGraph) GetVertices() []*Vertex {
@@ -969,7 +1580,7 @@ type Vertex struct {
 
 func (x *Vertex) Reset() {
 	*x = Vertex{}
-	mi := &file_sabot_v1_job_proto_msgTypes[2]
+	mi := &file_sabot_v1_job_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1592,7 @@ func (x *Vertex) String() string {
 func (*Vertex) ProtoMessage() {}
 
 func (x *Vertex) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[2]
+	mi := &file_sabot_v1_job_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1605,7 @@ func (x *Vertex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vertex.ProtoReflect.Descriptor instead.
 func (*Vertex) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Vertex) GetId() string {
@@ -1040,7 +1651,7 @@ type Edge struct {
 
 func (x *Edge) Reset() {
 	*x = Edge{}
-	mi := &file_sabot_v1_job_proto_msgTypes[3]
+	mi := &file_sabot_v1_job_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1663,7 @@ func (x *Edge) String() string {
 func (*Edge) ProtoMessage() {}
 
 func (x *Edge) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[3]
+	mi := &file_sabot_v1_job_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1676,7 @@ func (x *Edge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edge.ProtoReflect.Descriptor instead.
 func (*Edge) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Edge) GetFrom() string {
@@ -1130,7 +1741,7 @@ type Operator struct {
 
 func (x *Operator) Reset() {
 	*x = Operator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[4]
+	mi := &file_sabot_v1_job_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1753,7 @@ func (x *Operator) String() string {
 func (*Operator) ProtoMessage() {}
 
 func (x *Operator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[4]
+	mi := &file_sabot_v1_job_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1766,7 @@ func (x *Operator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operator.ProtoReflect.Descriptor instead.
 func (*Operator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Operator) GetKind() isOperator_Kind {
@@ -1383,7 +1994,7 @@ type SequenceSource struct {
 
 func (x *SequenceSource) Reset() {
 	*x = SequenceSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[5]
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +2006,7 @@ func (x *SequenceSource) String() string {
 func (*SequenceSource) ProtoMessage() {}
 
 func (x *SequenceSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[5]
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +2019,7 @@ func (x *SequenceSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SequenceSource.ProtoReflect.Descriptor instead.
 func (*SequenceSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SequenceSource) GetStart() int64 {
@@ -1453,7 +2064,7 @@ type NexmarkSource struct {
 
 func (x *NexmarkSource) Reset() {
 	*x = NexmarkSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +2076,7 @@ func (x *NexmarkSource) String() string {
 func (*NexmarkSource) ProtoMessage() {}
 
 func (x *NexmarkSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +2089,7 @@ func (x *NexmarkSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NexmarkSource.ProtoReflect.Descriptor instead.
 func (*NexmarkSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NexmarkSource) GetTable() NexmarkTable {
@@ -1523,7 +2134,7 @@ type NamedExpression struct {
 
 func (x *NamedExpression) Reset() {
 	*x = NamedExpression{}
-	mi := &file_sabot_v1_job_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +2146,7 @@ func (x *NamedExpression) String() string {
 func (*NamedExpression) ProtoMessage() {}
 
 func (x *NamedExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +2159,7 @@ func (x *NamedExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamedExpression.ProtoReflect.Descriptor instead.
 func (*NamedExpression) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NamedExpression) GetName() string {
@@ -1576,7 +2187,7 @@ type MapOperator struct {
 
 func (x *MapOperator) Reset() {
 	*x = MapOperator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +2199,7 @@ func (x *MapOperator) String() string {
 func (*MapOperator) ProtoMessage() {}
 
 func (x *MapOperator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +2212,7 @@ func (x *MapOperator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapOperator.ProtoReflect.Descriptor instead.
 func (*MapOperator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MapOperator) GetColumns() []*NamedExpression {
@@ -1622,7 +2233,7 @@ type FilterOperator struct {
 
 func (x *FilterOperator) Reset() {
 	*x = FilterOperator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +2245,7 @@ func (x *FilterOperator) String() string {
 func (*FilterOperator) ProtoMessage() {}
 
 func (x *FilterOperator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +2258,7 @@ func (x *FilterOperator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterOperator.ProtoReflect.Descriptor instead.
 func (*FilterOperator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FilterOperator) GetCondition() string {
@@ -1668,7 +2279,7 @@ type PrintSink struct {
 
 func (x *PrintSink) Reset() {
 	*x = PrintSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +2291,7 @@ func (x *PrintSink) String() string {
 func (*PrintSink) ProtoMessage() {}
 
 func (x *PrintSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +2304,7 @@ func (x *PrintSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrintSink.ProtoReflect.Descriptor instead.
 func (*PrintSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PrintSink) GetPrefix() string {
@@ -1723,7 +2334,7 @@ type FileSource struct {
 
 func (x *FileSource) Reset() {
 	*x = FileSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +2346,7 @@ func (x *FileSource) String() string {
 func (*FileSource) ProtoMessage() {}
 
 func (x *FileSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +2359,7 @@ func (x *FileSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSource.ProtoReflect.Descriptor instead.
 func (*FileSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FileSource) GetPath() string {
@@ -1792,7 +2403,7 @@ type FileSink struct {
 
 func (x *FileSink) Reset() {
 	*x = FileSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +2415,7 @@ func (x *FileSink) String() string {
 func (*FileSink) ProtoMessage() {}
 
 func (x *FileSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +2428,7 @@ func (x *FileSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSink.ProtoReflect.Descriptor instead.
 func (*FileSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FileSink) GetPath() string {
@@ -1846,7 +2457,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2469,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2482,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Column) GetName() string {
@@ -1910,7 +2521,7 @@ type WatermarkStrategy struct {
 
 func (x *WatermarkStrategy) Reset() {
 	*x = WatermarkStrategy{}
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2533,7 @@ func (x *WatermarkStrategy) String() string {
 func (*WatermarkStrategy) ProtoMessage() {}
 
 func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2546,7 @@ func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatermarkStrategy.ProtoReflect.Descriptor instead.
 func (*WatermarkStrategy) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatermarkStrategy) GetKind() isWatermarkStrategy_Kind {
@@ -2026,7 +2637,7 @@ type EventTime struct {
 
 func (x *EventTime) Reset() {
 	*x = EventTime{}
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2649,7 @@ func (x *EventTime) String() string {
 func (*EventTime) ProtoMessage() {}
 
 func (x *EventTime) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2662,7 @@ func (x *EventTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTime.ProtoReflect.Descriptor instead.
 func (*EventTime) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EventTime) GetTimestampField() string {
@@ -2093,7 +2704,7 @@ type KafkaSource struct {
 
 func (x *KafkaSource) Reset() {
 	*x = KafkaSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2716,7 @@ func (x *KafkaSource) String() string {
 func (*KafkaSource) ProtoMessage() {}
 
 func (x *KafkaSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2729,7 @@ func (x *KafkaSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSource.ProtoReflect.Descriptor instead.
 func (*KafkaSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KafkaSource) GetBrokers() []string {
@@ -2210,7 +2821,7 @@ type KafkaPartitionOffset struct {
 
 func (x *KafkaPartitionOffset) Reset() {
 	*x = KafkaPartitionOffset{}
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2833,7 @@ func (x *KafkaPartitionOffset) String() string {
 func (*KafkaPartitionOffset) ProtoMessage() {}
 
 func (x *KafkaPartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2846,7 @@ func (x *KafkaPartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaPartitionOffset.ProtoReflect.Descriptor instead.
 func (*KafkaPartitionOffset) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KafkaPartitionOffset) GetTopic() string {
@@ -2266,16 +2877,31 @@ type KafkaSink struct {
 	Brokers []string               `protobuf:"bytes,1,rep,name=brokers,proto3" json:"brokers,omitempty"`
 	Topic   string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
 	// Columns whose values form the record key; empty means no key.
-	KeyFields     []string         `protobuf:"bytes,3,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
-	Partitioner   KafkaPartitioner `protobuf:"varint,4,opt,name=partitioner,proto3,enum=sabot.v1.KafkaPartitioner" json:"partitioner,omitempty"`
-	Format        RecordFormat     `protobuf:"varint,5,opt,name=format,proto3,enum=sabot.v1.RecordFormat" json:"format,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	KeyFields   []string         `protobuf:"bytes,3,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
+	Partitioner KafkaPartitioner `protobuf:"varint,4,opt,name=partitioner,proto3,enum=sabot.v1.KafkaPartitioner" json:"partitioner,omitempty"`
+	Format      RecordFormat     `protobuf:"varint,5,opt,name=format,proto3,enum=sabot.v1.RecordFormat" json:"format,omitempty"`
+	// At-least-once (default) or exactly-once (Kafka transactions committed
+	// when a checkpoint completes; needs exactly-once checkpointing, and
+	// consumers must read with isolation.level=read_committed).
+	Delivery DeliveryGuarantee `protobuf:"varint,6,opt,name=delivery,proto3,enum=sabot.v1.DeliveryGuarantee" json:"delivery,omitempty"`
+	// Exactly-once: the producer's transaction timeout. It must exceed the
+	// checkpoint interval plus the longest expected recovery, and must not
+	// exceed the broker's transaction.max.timeout.ms. 0 means 10 min.
+	TransactionTimeoutMs int64 `protobuf:"varint,7,opt,name=transaction_timeout_ms,json=transactionTimeoutMs,proto3" json:"transaction_timeout_ms,omitempty"`
+	// Exactly-once: the brokers' transaction.max.timeout.ms. 0 means 15 min
+	// (Kafka's default).
+	BrokerMaxTransactionTimeoutMs int64 `protobuf:"varint,8,opt,name=broker_max_transaction_timeout_ms,json=brokerMaxTransactionTimeoutMs,proto3" json:"broker_max_transaction_timeout_ms,omitempty"`
+	// Exactly-once: prefix of the transactional ids. Default
+	// "sabot-<job name>-<vertex id>". Two jobs writing to one cluster need
+	// different prefixes.
+	TransactionalIdPrefix string `protobuf:"bytes,9,opt,name=transactional_id_prefix,json=transactionalIdPrefix,proto3" json:"transactional_id_prefix,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *KafkaSink) Reset() {
 	*x = KafkaSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2913,7 @@ func (x *KafkaSink) String() string {
 func (*KafkaSink) ProtoMessage() {}
 
 func (x *KafkaSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2926,7 @@ func (x *KafkaSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSink.ProtoReflect.Descriptor instead.
 func (*KafkaSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KafkaSink) GetBrokers() []string {
@@ -2338,6 +2964,34 @@ func (x *KafkaSink) GetFormat() RecordFormat {
 	return RecordFormat_RECORD_FORMAT_UNSPECIFIED
 }
 
+func (x *KafkaSink) GetDelivery() DeliveryGuarantee {
+	if x != nil {
+		return x.Delivery
+	}
+	return DeliveryGuarantee_DELIVERY_GUARANTEE_UNSPECIFIED
+}
+
+func (x *KafkaSink) GetTransactionTimeoutMs() int64 {
+	if x != nil {
+		return x.TransactionTimeoutMs
+	}
+	return 0
+}
+
+func (x *KafkaSink) GetBrokerMaxTransactionTimeoutMs() int64 {
+	if x != nil {
+		return x.BrokerMaxTransactionTimeoutMs
+	}
+	return 0
+}
+
+func (x *KafkaSink) GetTransactionalIdPrefix() string {
+	if x != nil {
+		return x.TransactionalIdPrefix
+	}
+	return ""
+}
+
 // Aggregation is one output column of a keyed aggregate.
 type Aggregation struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -2351,7 +3005,7 @@ type Aggregation struct {
 
 func (x *Aggregation) Reset() {
 	*x = Aggregation{}
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +3017,7 @@ func (x *Aggregation) String() string {
 func (*Aggregation) ProtoMessage() {}
 
 func (x *Aggregation) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +3030,7 @@ func (x *Aggregation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Aggregation.ProtoReflect.Descriptor instead.
 func (*Aggregation) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Aggregation) GetName() string {
@@ -2419,7 +3073,7 @@ type KeyedAggregate struct {
 
 func (x *KeyedAggregate) Reset() {
 	*x = KeyedAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +3085,7 @@ func (x *KeyedAggregate) String() string {
 func (*KeyedAggregate) ProtoMessage() {}
 
 func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +3098,7 @@ func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyedAggregate.ProtoReflect.Descriptor instead.
 func (*KeyedAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KeyedAggregate) GetAggregations() []*Aggregation {
@@ -2514,7 +3168,7 @@ type WindowAggregate struct {
 
 func (x *WindowAggregate) Reset() {
 	*x = WindowAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +3180,7 @@ func (x *WindowAggregate) String() string {
 func (*WindowAggregate) ProtoMessage() {}
 
 func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +3193,7 @@ func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowAggregate.ProtoReflect.Descriptor instead.
 func (*WindowAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WindowAggregate) GetAssigner() isWindowAggregate_Assigner {
@@ -2710,7 +3364,7 @@ type TumblingWindow struct {
 
 func (x *TumblingWindow) Reset() {
 	*x = TumblingWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +3376,7 @@ func (x *TumblingWindow) String() string {
 func (*TumblingWindow) ProtoMessage() {}
 
 func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +3389,7 @@ func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TumblingWindow.ProtoReflect.Descriptor instead.
 func (*TumblingWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TumblingWindow) GetSizeMs() int64 {
@@ -2765,7 +3419,7 @@ type SlidingWindow struct {
 
 func (x *SlidingWindow) Reset() {
 	*x = SlidingWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3431,7 @@ func (x *SlidingWindow) String() string {
 func (*SlidingWindow) ProtoMessage() {}
 
 func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3444,7 @@ func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlidingWindow.ProtoReflect.Descriptor instead.
 func (*SlidingWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SlidingWindow) GetSizeMs() int64 {
@@ -2829,7 +3483,7 @@ type SessionWindow struct {
 
 func (x *SessionWindow) Reset() {
 	*x = SessionWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +3495,7 @@ func (x *SessionWindow) String() string {
 func (*SessionWindow) ProtoMessage() {}
 
 func (x *SessionWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +3508,7 @@ func (x *SessionWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionWindow.ProtoReflect.Descriptor instead.
 func (*SessionWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SessionWindow) GetGapMs() int64 {
@@ -2885,7 +3539,7 @@ type CumulateWindow struct {
 
 func (x *CumulateWindow) Reset() {
 	*x = CumulateWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3551,7 @@ func (x *CumulateWindow) String() string {
 func (*CumulateWindow) ProtoMessage() {}
 
 func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3564,7 @@ func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CumulateWindow.ProtoReflect.Descriptor instead.
 func (*CumulateWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CumulateWindow) GetStepMs() int64 {
@@ -2944,7 +3598,7 @@ type GlobalWindow struct {
 
 func (x *GlobalWindow) Reset() {
 	*x = GlobalWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3610,7 @@ func (x *GlobalWindow) String() string {
 func (*GlobalWindow) ProtoMessage() {}
 
 func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3623,7 @@ func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalWindow.ProtoReflect.Descriptor instead.
 func (*GlobalWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 // WindowTrigger decides when a window emits (fires) and whether it is
@@ -2992,7 +3646,7 @@ type WindowTrigger struct {
 
 func (x *WindowTrigger) Reset() {
 	*x = WindowTrigger{}
-	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3658,7 @@ func (x *WindowTrigger) String() string {
 func (*WindowTrigger) ProtoMessage() {}
 
 func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3671,7 @@ func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowTrigger.ProtoReflect.Descriptor instead.
 func (*WindowTrigger) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WindowTrigger) GetKind() isWindowTrigger_Kind {
@@ -3119,7 +3773,7 @@ type WindowEvictor struct {
 
 func (x *WindowEvictor) Reset() {
 	*x = WindowEvictor{}
-	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3785,7 @@ func (x *WindowEvictor) String() string {
 func (*WindowEvictor) ProtoMessage() {}
 
 func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3798,7 @@ func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowEvictor.ProtoReflect.Descriptor instead.
 func (*WindowEvictor) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WindowEvictor) GetKind() isWindowEvictor_Kind {
@@ -3225,7 +3879,7 @@ type DeltaEvictor struct {
 
 func (x *DeltaEvictor) Reset() {
 	*x = DeltaEvictor{}
-	mi := &file_sabot_v1_job_proto_msgTypes[29]
+	mi := &file_sabot_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3891,7 @@ func (x *DeltaEvictor) String() string {
 func (*DeltaEvictor) ProtoMessage() {}
 
 func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[29]
+	mi := &file_sabot_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3904,7 @@ func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeltaEvictor.ProtoReflect.Descriptor instead.
 func (*DeltaEvictor) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeltaEvictor) GetField() string {
@@ -3291,7 +3945,7 @@ type ProcessFunction struct {
 
 func (x *ProcessFunction) Reset() {
 	*x = ProcessFunction{}
-	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	mi := &file_sabot_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3957,7 @@ func (x *ProcessFunction) String() string {
 func (*ProcessFunction) ProtoMessage() {}
 
 func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	mi := &file_sabot_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3970,7 @@ func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessFunction.ProtoReflect.Descriptor instead.
 func (*ProcessFunction) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ProcessFunction) GetName() string {
@@ -3365,7 +4019,7 @@ type SideOutput struct {
 
 func (x *SideOutput) Reset() {
 	*x = SideOutput{}
-	mi := &file_sabot_v1_job_proto_msgTypes[31]
+	mi := &file_sabot_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +4031,7 @@ func (x *SideOutput) String() string {
 func (*SideOutput) ProtoMessage() {}
 
 func (x *SideOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[31]
+	mi := &file_sabot_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +4044,7 @@ func (x *SideOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SideOutput.ProtoReflect.Descriptor instead.
 func (*SideOutput) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SideOutput) GetName() string {
@@ -3417,7 +4071,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[32]
+	mi := &file_sabot_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +4083,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[32]
+	mi := &file_sabot_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +4096,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -3458,7 +4112,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[33]
+	mi := &file_sabot_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +4124,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[33]
+	mi := &file_sabot_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +4137,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -3530,7 +4184,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[34]
+	mi := &file_sabot_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +4196,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[34]
+	mi := &file_sabot_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +4209,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -3606,7 +4260,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[35]
+	mi := &file_sabot_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +4272,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[35]
+	mi := &file_sabot_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +4285,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Job) GetId() string {
@@ -3666,18 +4320,59 @@ var File_sabot_v1_job_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x04\n" +
+	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x05\n" +
 	"\aJobSpec\x12<\n" +
 	"\x04name\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x012\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x04name\x124\n" +
 	"\x0fmax_parallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\x0emaxParallelism\x12-\n" +
 	"\vparallelism\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\vparallelism\x120\n" +
 	"\x05graph\x18\x04 \x01(\v2\x12.sabot.v1.JobGraphB\x06\xbaH\x03\xc8\x01\x01R\x05graph\x12E\n" +
 	"\rstate_backend\x18\x06 \x01(\x0e2\x16.sabot.v1.StateBackendB\b\xbaH\x05\x82\x01\x02\x10\x01R\fstateBackend\x12N\n" +
-	"\x06labels\x18\x05 \x03(\v2\x1d.sabot.v1.JobSpec.LabelsEntryB\x17\xbaH\x14\x9a\x01\x11\x10@\"\x06r\x04\x10\x01\x18?*\x05r\x03\x18\x80\x02R\x06labels\x1a9\n" +
+	"\x06labels\x18\x05 \x03(\v2\x1d.sabot.v1.JobSpec.LabelsEntryB\x17\xbaH\x14\x9a\x01\x11\x10@\"\x06r\x04\x10\x01\x18?*\x05r\x03\x18\x80\x02R\x06labels\x12=\n" +
+	"\rcheckpointing\x18\a \x01(\v2\x17.sabot.v1.CheckpointingR\rcheckpointing\x12D\n" +
+	"\x10restart_strategy\x18\b \x01(\v2\x19.sabot.v1.RestartStrategyR\x0frestartStrategy\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n" +
-	"\x1ajob.parallelism_within_max\x12+parallelism must not exceed max_parallelism\x1aLthis.parallelism <= (this.max_parallelism == 0 ? 128 : this.max_parallelism)\"\xb0\x03\n" +
+	"\x1ajob.parallelism_within_max\x12+parallelism must not exceed max_parallelism\x1aLthis.parallelism <= (this.max_parallelism == 0 ? 128 : this.max_parallelism)\"\xaf\x03\n" +
+	"\rCheckpointing\x12-\n" +
+	"\vinterval_ms\x18\x01 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xb8\x99)(\n" +
+	"R\n" +
+	"intervalMs\x126\n" +
+	"\x04mode\x18\x02 \x01(\x0e2\x18.sabot.v1.CheckpointModeB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04mode\x12&\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\ttimeoutMs\x12)\n" +
+	"\fmin_pause_ms\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"minPauseMs\x120\n" +
+	"\x0emax_concurrent\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x10(\x00R\rmaxConcurrent\x126\n" +
+	"\x12tolerable_failures\x18\x06 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x11tolerableFailures\x12\x1c\n" +
+	"\tunaligned\x18\a \x01(\bR\tunaligned\x125\n" +
+	"\x12aligned_timeout_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x10alignedTimeoutMs\x12%\n" +
+	"\bretained\x18\t \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bretained\"\xa4\x02\n" +
+	"\x0fRestartStrategy\x12)\n" +
+	"\x04none\x18\x01 \x01(\v2\x13.sabot.v1.NoRestartH\x00R\x04none\x12>\n" +
+	"\vfixed_delay\x18\x02 \x01(\v2\x1b.sabot.v1.FixedDelayRestartH\x00R\n" +
+	"fixedDelay\x12P\n" +
+	"\x11exponential_delay\x18\x03 \x01(\v2!.sabot.v1.ExponentialDelayRestartH\x00R\x10exponentialDelay\x12A\n" +
+	"\ffailure_rate\x18\x04 \x01(\v2\x1c.sabot.v1.FailureRateRestartH\x00R\vfailureRateB\x11\n" +
+	"\bstrategy\x12\x05\xbaH\x02\b\x01\"\v\n" +
+	"\tNoRestart\"\\\n" +
+	"\x11FixedDelayRestart\x12#\n" +
+	"\battempts\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\battempts\x12\"\n" +
+	"\bdelay_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\adelayMs\"\x84\x02\n" +
+	"\x17ExponentialDelayRestart\x121\n" +
+	"\x10initial_delay_ms\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0einitialDelayMs\x12)\n" +
+	"\fmax_delay_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"maxDelayMs\x127\n" +
+	"\n" +
+	"multiplier\x18\x03 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00Y@)\x00\x00\x00\x00\x00\x00\x00\x00R\n" +
+	"multiplier\x12-\n" +
+	"\x0ereset_after_ms\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\fresetAfterMs\x12#\n" +
+	"\battempts\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\battempts\"\x8e\x01\n" +
+	"\x12FailureRateRestart\x12*\n" +
+	"\fmax_failures\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\vmaxFailures\x12(\n" +
+	"\vinterval_ms\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x01R\n" +
+	"intervalMs\x12\"\n" +
+	"\bdelay_ms\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\adelayMs\"\xb0\x03\n" +
 	"\bJobGraph\x129\n" +
 	"\bvertices\x18\x01 \x03(\v2\x10.sabot.v1.VertexB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\bR\bvertices\x12/\n" +
 	"\x05edges\x18\x02 \x03(\v2\x0e.sabot.v1.EdgeB\t\xbaH\x06\x92\x01\x03\x10\x80 R\x05edges:\xb7\x02\xbaH\xb3\x02\x1a}\n" +
@@ -3791,14 +4486,18 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x14KafkaPartitionOffset\x12\x1d\n" +
 	"\x05topic\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05topic\x12%\n" +
 	"\tpartition\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\tpartition\x12\x1f\n" +
-	"\x06offset\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x06offset\"\xf9\x01\n" +
+	"\x06offset\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x06offset\"\x90\x04\n" +
 	"\tKafkaSink\x12(\n" +
 	"\abrokers\x18\x01 \x03(\tB\x0e\xbaH\v\x92\x01\b\b\x01\"\x04r\x02\x10\x01R\abrokers\x12\x1d\n" +
 	"\x05topic\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05topic\x12\x1d\n" +
 	"\n" +
 	"key_fields\x18\x03 \x03(\tR\tkeyFields\x12F\n" +
 	"\vpartitioner\x18\x04 \x01(\x0e2\x1a.sabot.v1.KafkaPartitionerB\b\xbaH\x05\x82\x01\x02\x10\x01R\vpartitioner\x12<\n" +
-	"\x06format\x18\x05 \x01(\x0e2\x16.sabot.v1.RecordFormatB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x00\x18\x01R\x06format\"\x88\x01\n" +
+	"\x06format\x18\x05 \x01(\x0e2\x16.sabot.v1.RecordFormatB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x00\x18\x01R\x06format\x12A\n" +
+	"\bdelivery\x18\x06 \x01(\x0e2\x1b.sabot.v1.DeliveryGuaranteeB\b\xbaH\x05\x82\x01\x02\x10\x01R\bdelivery\x12=\n" +
+	"\x16transaction_timeout_ms\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x14transactionTimeoutMs\x12Q\n" +
+	"!broker_max_transaction_timeout_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x1dbrokerMaxTransactionTimeoutMs\x12@\n" +
+	"\x17transactional_id_prefix\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x15transactionalIdPrefix\"\x88\x01\n" +
 	"\vAggregation\x12\x1e\n" +
 	"\x04name\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x04name\x12C\n" +
@@ -3900,7 +4599,11 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x04spec\x18\x02 \x01(\v2\x11.sabot.v1.JobSpecR\x04spec\x12+\n" +
 	"\x06status\x18\x03 \x01(\v2\x13.sabot.v1.JobStatusR\x06status\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*_\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*v\n" +
+	"\x0eCheckpointMode\x12\x1f\n" +
+	"\x1bCHECKPOINT_MODE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cCHECKPOINT_MODE_EXACTLY_ONCE\x10\x01\x12!\n" +
+	"\x1dCHECKPOINT_MODE_AT_LEAST_ONCE\x10\x02*_\n" +
 	"\fStateBackend\x12\x1d\n" +
 	"\x19STATE_BACKEND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12STATE_BACKEND_HEAP\x10\x01\x12\x18\n" +
@@ -3951,7 +4654,11 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x1dKAFKA_PARTITIONER_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16KAFKA_PARTITIONER_HASH\x10\x01\x12!\n" +
 	"\x1dKAFKA_PARTITIONER_ROUND_ROBIN\x10\x02\x12\x1b\n" +
-	"\x17KAFKA_PARTITIONER_FIXED\x10\x03*\xa7\x02\n" +
+	"\x17KAFKA_PARTITIONER_FIXED\x10\x03*\x82\x01\n" +
+	"\x11DeliveryGuarantee\x12\"\n" +
+	"\x1eDELIVERY_GUARANTEE_UNSPECIFIED\x10\x00\x12$\n" +
+	" DELIVERY_GUARANTEE_AT_LEAST_ONCE\x10\x01\x12#\n" +
+	"\x1fDELIVERY_GUARANTEE_EXACTLY_ONCE\x10\x02*\xa7\x02\n" +
 	"\x11AggregateFunction\x12\"\n" +
 	"\x1eAGGREGATE_FUNCTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18AGGREGATE_FUNCTION_COUNT\x10\x01\x12\x1a\n" +
@@ -3996,130 +4703,146 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_proto_rawDescData
 }
 
-var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_sabot_v1_job_proto_goTypes = []any{
-	(StateBackend)(0),             // 0: sabot.v1.StateBackend
-	(Partitioning)(0),             // 1: sabot.v1.Partitioning
-	(NexmarkTable)(0),             // 2: sabot.v1.NexmarkTable
-	(FileFormat)(0),               // 3: sabot.v1.FileFormat
-	(ColumnType)(0),               // 4: sabot.v1.ColumnType
-	(KafkaStart)(0),               // 5: sabot.v1.KafkaStart
-	(RecordFormat)(0),             // 6: sabot.v1.RecordFormat
-	(BadRecordPolicy)(0),          // 7: sabot.v1.BadRecordPolicy
-	(KafkaPartitioner)(0),         // 8: sabot.v1.KafkaPartitioner
-	(AggregateFunction)(0),        // 9: sabot.v1.AggregateFunction
-	(WindowTime)(0),               // 10: sabot.v1.WindowTime
-	(JobState)(0),                 // 11: sabot.v1.JobState
-	(TaskState)(0),                // 12: sabot.v1.TaskState
-	(*JobSpec)(nil),               // 13: sabot.v1.JobSpec
-	(*JobGraph)(nil),              // 14: sabot.v1.JobGraph
-	(*Vertex)(nil),                // 15: sabot.v1.Vertex
-	(*Edge)(nil),                  // 16: sabot.v1.Edge
-	(*Operator)(nil),              // 17: sabot.v1.Operator
-	(*SequenceSource)(nil),        // 18: sabot.v1.SequenceSource
-	(*NexmarkSource)(nil),         // 19: sabot.v1.NexmarkSource
-	(*NamedExpression)(nil),       // 20: sabot.v1.NamedExpression
-	(*MapOperator)(nil),           // 21: sabot.v1.MapOperator
-	(*FilterOperator)(nil),        // 22: sabot.v1.FilterOperator
-	(*PrintSink)(nil),             // 23: sabot.v1.PrintSink
-	(*FileSource)(nil),            // 24: sabot.v1.FileSource
-	(*FileSink)(nil),              // 25: sabot.v1.FileSink
-	(*Column)(nil),                // 26: sabot.v1.Column
-	(*WatermarkStrategy)(nil),     // 27: sabot.v1.WatermarkStrategy
-	(*EventTime)(nil),             // 28: sabot.v1.EventTime
-	(*KafkaSource)(nil),           // 29: sabot.v1.KafkaSource
-	(*KafkaPartitionOffset)(nil),  // 30: sabot.v1.KafkaPartitionOffset
-	(*KafkaSink)(nil),             // 31: sabot.v1.KafkaSink
-	(*Aggregation)(nil),           // 32: sabot.v1.Aggregation
-	(*KeyedAggregate)(nil),        // 33: sabot.v1.KeyedAggregate
-	(*WindowAggregate)(nil),       // 34: sabot.v1.WindowAggregate
-	(*TumblingWindow)(nil),        // 35: sabot.v1.TumblingWindow
-	(*SlidingWindow)(nil),         // 36: sabot.v1.SlidingWindow
-	(*SessionWindow)(nil),         // 37: sabot.v1.SessionWindow
-	(*CumulateWindow)(nil),        // 38: sabot.v1.CumulateWindow
-	(*GlobalWindow)(nil),          // 39: sabot.v1.GlobalWindow
-	(*WindowTrigger)(nil),         // 40: sabot.v1.WindowTrigger
-	(*WindowEvictor)(nil),         // 41: sabot.v1.WindowEvictor
-	(*DeltaEvictor)(nil),          // 42: sabot.v1.DeltaEvictor
-	(*ProcessFunction)(nil),       // 43: sabot.v1.ProcessFunction
-	(*SideOutput)(nil),            // 44: sabot.v1.SideOutput
-	(*BlackholeSink)(nil),         // 45: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),            // 46: sabot.v1.TaskStatus
-	(*JobStatus)(nil),             // 47: sabot.v1.JobStatus
-	(*Job)(nil),                   // 48: sabot.v1.Job
-	nil,                           // 49: sabot.v1.JobSpec.LabelsEntry
-	nil,                           // 50: sabot.v1.WindowAggregate.ConfigEntry
-	nil,                           // 51: sabot.v1.ProcessFunction.ConfigEntry
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(CheckpointMode)(0),             // 0: sabot.v1.CheckpointMode
+	(StateBackend)(0),               // 1: sabot.v1.StateBackend
+	(Partitioning)(0),               // 2: sabot.v1.Partitioning
+	(NexmarkTable)(0),               // 3: sabot.v1.NexmarkTable
+	(FileFormat)(0),                 // 4: sabot.v1.FileFormat
+	(ColumnType)(0),                 // 5: sabot.v1.ColumnType
+	(KafkaStart)(0),                 // 6: sabot.v1.KafkaStart
+	(RecordFormat)(0),               // 7: sabot.v1.RecordFormat
+	(BadRecordPolicy)(0),            // 8: sabot.v1.BadRecordPolicy
+	(KafkaPartitioner)(0),           // 9: sabot.v1.KafkaPartitioner
+	(DeliveryGuarantee)(0),          // 10: sabot.v1.DeliveryGuarantee
+	(AggregateFunction)(0),          // 11: sabot.v1.AggregateFunction
+	(WindowTime)(0),                 // 12: sabot.v1.WindowTime
+	(JobState)(0),                   // 13: sabot.v1.JobState
+	(TaskState)(0),                  // 14: sabot.v1.TaskState
+	(*JobSpec)(nil),                 // 15: sabot.v1.JobSpec
+	(*Checkpointing)(nil),           // 16: sabot.v1.Checkpointing
+	(*RestartStrategy)(nil),         // 17: sabot.v1.RestartStrategy
+	(*NoRestart)(nil),               // 18: sabot.v1.NoRestart
+	(*FixedDelayRestart)(nil),       // 19: sabot.v1.FixedDelayRestart
+	(*ExponentialDelayRestart)(nil), // 20: sabot.v1.ExponentialDelayRestart
+	(*FailureRateRestart)(nil),      // 21: sabot.v1.FailureRateRestart
+	(*JobGraph)(nil),                // 22: sabot.v1.JobGraph
+	(*Vertex)(nil),                  // 23: sabot.v1.Vertex
+	(*Edge)(nil),                    // 24: sabot.v1.Edge
+	(*Operator)(nil),                // 25: sabot.v1.Operator
+	(*SequenceSource)(nil),          // 26: sabot.v1.SequenceSource
+	(*NexmarkSource)(nil),           // 27: sabot.v1.NexmarkSource
+	(*NamedExpression)(nil),         // 28: sabot.v1.NamedExpression
+	(*MapOperator)(nil),             // 29: sabot.v1.MapOperator
+	(*FilterOperator)(nil),          // 30: sabot.v1.FilterOperator
+	(*PrintSink)(nil),               // 31: sabot.v1.PrintSink
+	(*FileSource)(nil),              // 32: sabot.v1.FileSource
+	(*FileSink)(nil),                // 33: sabot.v1.FileSink
+	(*Column)(nil),                  // 34: sabot.v1.Column
+	(*WatermarkStrategy)(nil),       // 35: sabot.v1.WatermarkStrategy
+	(*EventTime)(nil),               // 36: sabot.v1.EventTime
+	(*KafkaSource)(nil),             // 37: sabot.v1.KafkaSource
+	(*KafkaPartitionOffset)(nil),    // 38: sabot.v1.KafkaPartitionOffset
+	(*KafkaSink)(nil),               // 39: sabot.v1.KafkaSink
+	(*Aggregation)(nil),             // 40: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),          // 41: sabot.v1.KeyedAggregate
+	(*WindowAggregate)(nil),         // 42: sabot.v1.WindowAggregate
+	(*TumblingWindow)(nil),          // 43: sabot.v1.TumblingWindow
+	(*SlidingWindow)(nil),           // 44: sabot.v1.SlidingWindow
+	(*SessionWindow)(nil),           // 45: sabot.v1.SessionWindow
+	(*CumulateWindow)(nil),          // 46: sabot.v1.CumulateWindow
+	(*GlobalWindow)(nil),            // 47: sabot.v1.GlobalWindow
+	(*WindowTrigger)(nil),           // 48: sabot.v1.WindowTrigger
+	(*WindowEvictor)(nil),           // 49: sabot.v1.WindowEvictor
+	(*DeltaEvictor)(nil),            // 50: sabot.v1.DeltaEvictor
+	(*ProcessFunction)(nil),         // 51: sabot.v1.ProcessFunction
+	(*SideOutput)(nil),              // 52: sabot.v1.SideOutput
+	(*BlackholeSink)(nil),           // 53: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),              // 54: sabot.v1.TaskStatus
+	(*JobStatus)(nil),               // 55: sabot.v1.JobStatus
+	(*Job)(nil),                     // 56: sabot.v1.Job
+	nil,                             // 57: sabot.v1.JobSpec.LabelsEntry
+	nil,                             // 58: sabot.v1.WindowAggregate.ConfigEntry
+	nil,                             // 59: sabot.v1.ProcessFunction.ConfigEntry
+	(*timestamppb.Timestamp)(nil),   // 60: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
-	14, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
-	0,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	49, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
-	15, // 3: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	16, // 4: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	17, // 5: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
-	1,  // 6: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	18, // 7: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	19, // 8: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	29, // 9: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
-	24, // 10: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
-	21, // 11: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	22, // 12: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	33, // 13: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	43, // 14: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	34, // 15: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
-	23, // 16: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	25, // 17: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	45, // 18: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	31, // 19: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
-	2,  // 20: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	20, // 21: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	3,  // 22: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
-	26, // 23: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
-	28, // 24: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
-	3,  // 25: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	4,  // 26: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
-	27, // 27: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
-	5,  // 28: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
-	6,  // 29: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
-	26, // 30: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
-	7,  // 31: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
-	28, // 32: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	30, // 33: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
-	8,  // 34: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	6,  // 35: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	9,  // 36: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	32, // 37: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	35, // 38: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
-	36, // 39: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
-	37, // 40: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
-	38, // 41: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
-	39, // 42: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
-	10, // 43: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
-	40, // 44: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
-	41, // 45: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
-	32, // 46: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	26, // 47: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
-	50, // 48: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
-	42, // 49: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
-	26, // 50: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	51, // 51: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	44, // 52: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
-	26, // 53: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
-	12, // 54: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	11, // 55: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	52, // 56: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	46, // 57: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	13, // 58: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	47, // 59: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	52, // 60: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	22, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
+	1,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
+	57, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	16, // 3: sabot.v1.JobSpec.checkpointing:type_name -> sabot.v1.Checkpointing
+	17, // 4: sabot.v1.JobSpec.restart_strategy:type_name -> sabot.v1.RestartStrategy
+	0,  // 5: sabot.v1.Checkpointing.mode:type_name -> sabot.v1.CheckpointMode
+	18, // 6: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
+	19, // 7: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
+	20, // 8: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
+	21, // 9: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
+	23, // 10: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	24, // 11: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	25, // 12: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	2,  // 13: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
+	26, // 14: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	27, // 15: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	37, // 16: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	32, // 17: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
+	29, // 18: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	30, // 19: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	41, // 20: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	51, // 21: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	42, // 22: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
+	31, // 23: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	33, // 24: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	53, // 25: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	39, // 26: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	3,  // 27: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	28, // 28: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	4,  // 29: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
+	34, // 30: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
+	36, // 31: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
+	4,  // 32: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	5,  // 33: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	35, // 34: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	6,  // 35: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	7,  // 36: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	34, // 37: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	8,  // 38: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	36, // 39: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	38, // 40: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
+	9,  // 41: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	7,  // 42: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	10, // 43: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
+	11, // 44: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	40, // 45: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	43, // 46: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
+	44, // 47: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
+	45, // 48: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
+	46, // 49: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
+	47, // 50: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
+	12, // 51: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
+	48, // 52: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
+	49, // 53: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
+	40, // 54: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	34, // 55: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
+	58, // 56: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
+	50, // 57: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
+	34, // 58: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	59, // 59: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	52, // 60: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
+	34, // 61: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
+	14, // 62: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	13, // 63: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	60, // 64: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	54, // 65: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	15, // 66: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	55, // 67: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	60, // 68: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	69, // [69:69] is the sub-list for method output_type
+	69, // [69:69] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -4127,7 +4850,13 @@ func file_sabot_v1_job_proto_init() {
 	if File_sabot_v1_job_proto != nil {
 		return
 	}
-	file_sabot_v1_job_proto_msgTypes[4].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[2].OneofWrappers = []any{
+		(*RestartStrategy_None)(nil),
+		(*RestartStrategy_FixedDelay)(nil),
+		(*RestartStrategy_ExponentialDelay)(nil),
+		(*RestartStrategy_FailureRate)(nil),
+	}
+	file_sabot_v1_job_proto_msgTypes[10].OneofWrappers = []any{
 		(*Operator_Sequence)(nil),
 		(*Operator_Nexmark)(nil),
 		(*Operator_KafkaSource)(nil),
@@ -4142,26 +4871,26 @@ func file_sabot_v1_job_proto_init() {
 		(*Operator_Blackhole)(nil),
 		(*Operator_KafkaSink)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[5].OneofWrappers = []any{}
-	file_sabot_v1_job_proto_msgTypes[14].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[11].OneofWrappers = []any{}
+	file_sabot_v1_job_proto_msgTypes[20].OneofWrappers = []any{
 		(*WatermarkStrategy_MaxOutOfOrdernessMs)(nil),
 		(*WatermarkStrategy_Monotonous)(nil),
 		(*WatermarkStrategy_PunctuatedMarkerField)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[21].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
 		(*WindowAggregate_Tumbling)(nil),
 		(*WindowAggregate_Sliding)(nil),
 		(*WindowAggregate_Session)(nil),
 		(*WindowAggregate_Cumulate)(nil),
 		(*WindowAggregate_Global)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[33].OneofWrappers = []any{
 		(*WindowTrigger_EventTime)(nil),
 		(*WindowTrigger_ProcessingTime)(nil),
 		(*WindowTrigger_Count)(nil),
 		(*WindowTrigger_ContinuousEventTimeMs)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[28].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[34].OneofWrappers = []any{
 		(*WindowEvictor_Count)(nil),
 		(*WindowEvictor_TimeMs)(nil),
 		(*WindowEvictor_Delta)(nil),
@@ -4171,8 +4900,8 @@ func file_sabot_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
-			NumEnums:      13,
-			NumMessages:   39,
+			NumEnums:      15,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -21,6 +22,59 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// CheckpointStatus is where a checkpoint stands.
+type CheckpointStatus int32
+
+const (
+	CheckpointStatus_CHECKPOINT_STATUS_UNSPECIFIED CheckpointStatus = 0
+	CheckpointStatus_CHECKPOINT_STATUS_IN_PROGRESS CheckpointStatus = 1
+	CheckpointStatus_CHECKPOINT_STATUS_COMPLETED   CheckpointStatus = 2
+	CheckpointStatus_CHECKPOINT_STATUS_FAILED      CheckpointStatus = 3
+)
+
+// Enum value maps for CheckpointStatus.
+var (
+	CheckpointStatus_name = map[int32]string{
+		0: "CHECKPOINT_STATUS_UNSPECIFIED",
+		1: "CHECKPOINT_STATUS_IN_PROGRESS",
+		2: "CHECKPOINT_STATUS_COMPLETED",
+		3: "CHECKPOINT_STATUS_FAILED",
+	}
+	CheckpointStatus_value = map[string]int32{
+		"CHECKPOINT_STATUS_UNSPECIFIED": 0,
+		"CHECKPOINT_STATUS_IN_PROGRESS": 1,
+		"CHECKPOINT_STATUS_COMPLETED":   2,
+		"CHECKPOINT_STATUS_FAILED":      3,
+	}
+)
+
+func (x CheckpointStatus) Enum() *CheckpointStatus {
+	p := new(CheckpointStatus)
+	*p = x
+	return p
+}
+
+func (x CheckpointStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckpointStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_service_proto_enumTypes[0].Descriptor()
+}
+
+func (CheckpointStatus) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_service_proto_enumTypes[0]
+}
+
+func (x CheckpointStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckpointStatus.Descriptor instead.
+func (CheckpointStatus) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
 
 type DeployJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -393,11 +447,319 @@ func (x *CancelJobResponse) GetJob() *Job {
 	return nil
 }
 
+type ListCheckpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListCheckpointsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type ListCheckpointsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Checkpoints []*CheckpointInfo `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Id of the latest completed checkpoint (what a restart restores), 0 if
+	// none.
+	LatestCompleted int64 `protobuf:"varint,2,opt,name=latest_completed,json=latestCompleted,proto3" json:"latest_completed,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetLatestCompleted() int64 {
+	if x != nil {
+		return x.LatestCompleted
+	}
+	return 0
+}
+
+// CheckpointInfo is one checkpoint as the history shows it.
+type CheckpointInfo struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status      CheckpointStatus       `protobuf:"varint,2,opt,name=status,proto3,enum=sabot.v1.CheckpointStatus" json:"status,omitempty"`
+	TriggerTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=trigger_time,json=triggerTime,proto3" json:"trigger_time,omitempty"`
+	// Trigger to completion (or to abort).
+	DurationMs int64 `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// Bytes the checkpoint references, and bytes it uploaded new.
+	SizeBytes            int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	IncrementalSizeBytes int64 `protobuf:"varint,6,opt,name=incremental_size_bytes,json=incrementalSizeBytes,proto3" json:"incremental_size_bytes,omitempty"`
+	// Why it was aborted.
+	FailureReason string `protobuf:"bytes,7,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	Attempt       int64  `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Per operator subtask.
+	Operators []*OperatorCheckpointInfo `protobuf:"bytes,9,rep,name=operators,proto3" json:"operators,omitempty"`
+	// A savepoint.
+	Savepoint bool `protobuf:"varint,10,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	// Blob URI of its _metadata (savepoints: what --from-savepoint takes).
+	Location      string `protobuf:"bytes,11,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointInfo) Reset() {
+	*x = CheckpointInfo{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointInfo) ProtoMessage() {}
+
+func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
+func (*CheckpointInfo) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CheckpointInfo) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CheckpointInfo) GetStatus() CheckpointStatus {
+	if x != nil {
+		return x.Status
+	}
+	return CheckpointStatus_CHECKPOINT_STATUS_UNSPECIFIED
+}
+
+func (x *CheckpointInfo) GetTriggerTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TriggerTime
+	}
+	return nil
+}
+
+func (x *CheckpointInfo) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *CheckpointInfo) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *CheckpointInfo) GetIncrementalSizeBytes() int64 {
+	if x != nil {
+		return x.IncrementalSizeBytes
+	}
+	return 0
+}
+
+func (x *CheckpointInfo) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
+}
+
+func (x *CheckpointInfo) GetAttempt() int64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *CheckpointInfo) GetOperators() []*OperatorCheckpointInfo {
+	if x != nil {
+		return x.Operators
+	}
+	return nil
+}
+
+func (x *CheckpointInfo) GetSavepoint() bool {
+	if x != nil {
+		return x.Savepoint
+	}
+	return false
+}
+
+func (x *CheckpointInfo) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+// OperatorCheckpointInfo is one subtask's part of a checkpoint.
+type OperatorCheckpointInfo struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	VertexId             string                 `protobuf:"bytes,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Subtask              int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	SizeBytes            int64                  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	IncrementalSizeBytes int64                  `protobuf:"varint,4,opt,name=incremental_size_bytes,json=incrementalSizeBytes,proto3" json:"incremental_size_bytes,omitempty"`
+	// Barrier received to snapshot acknowledged.
+	DurationMs    int64 `protobuf:"varint,5,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperatorCheckpointInfo) Reset() {
+	*x = OperatorCheckpointInfo{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperatorCheckpointInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperatorCheckpointInfo) ProtoMessage() {}
+
+func (x *OperatorCheckpointInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperatorCheckpointInfo.ProtoReflect.Descriptor instead.
+func (*OperatorCheckpointInfo) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OperatorCheckpointInfo) GetVertexId() string {
+	if x != nil {
+		return x.VertexId
+	}
+	return ""
+}
+
+func (x *OperatorCheckpointInfo) GetSubtask() int32 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+func (x *OperatorCheckpointInfo) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *OperatorCheckpointInfo) GetIncrementalSizeBytes() int64 {
+	if x != nil {
+		return x.IncrementalSizeBytes
+	}
+	return 0
+}
+
+func (x *OperatorCheckpointInfo) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
 var File_sabot_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1asabot/v1/job_service.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x12sabot/v1/job.proto\"A\n" +
+	"\x1asabot/v1/job_service.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12sabot/v1/job.proto\"A\n" +
 	"\x10DeployJobRequest\x12-\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.sabot.v1.JobSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\"4\n" +
 	"\x11DeployJobResponse\x12\x1f\n" +
@@ -419,13 +781,48 @@ const file_sabot_v1_job_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05jobId\"4\n" +
 	"\x11CancelJobResponse\x12\x1f\n" +
-	"\x03job\x18\x01 \x01(\v2\r.sabot.v1.JobR\x03job2\xa7\x02\n" +
+	"\x03job\x18\x01 \x01(\v2\r.sabot.v1.JobR\x03job\";\n" +
+	"\x16ListCheckpointsRequest\x12!\n" +
+	"\x06job_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05jobId\"\x80\x01\n" +
+	"\x17ListCheckpointsResponse\x12:\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x18.sabot.v1.CheckpointInfoR\vcheckpoints\x12)\n" +
+	"\x10latest_completed\x18\x02 \x01(\x03R\x0flatestCompleted\"\xc4\x03\n" +
+	"\x0eCheckpointInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x122\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1a.sabot.v1.CheckpointStatusR\x06status\x12=\n" +
+	"\ftrigger_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vtriggerTime\x12\x1f\n" +
+	"\vduration_ms\x18\x04 \x01(\x03R\n" +
+	"durationMs\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x124\n" +
+	"\x16incremental_size_bytes\x18\x06 \x01(\x03R\x14incrementalSizeBytes\x12%\n" +
+	"\x0efailure_reason\x18\a \x01(\tR\rfailureReason\x12\x18\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\x12>\n" +
+	"\toperators\x18\t \x03(\v2 .sabot.v1.OperatorCheckpointInfoR\toperators\x12\x1c\n" +
+	"\tsavepoint\x18\n" +
+	" \x01(\bR\tsavepoint\x12\x1a\n" +
+	"\blocation\x18\v \x01(\tR\blocation\"\xc5\x01\n" +
+	"\x16OperatorCheckpointInfo\x12\x1b\n" +
+	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x124\n" +
+	"\x16incremental_size_bytes\x18\x04 \x01(\x03R\x14incrementalSizeBytes\x12\x1f\n" +
+	"\vduration_ms\x18\x05 \x01(\x03R\n" +
+	"durationMs*\x97\x01\n" +
+	"\x10CheckpointStatus\x12!\n" +
+	"\x1dCHECKPOINT_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dCHECKPOINT_STATUS_IN_PROGRESS\x10\x01\x12\x1f\n" +
+	"\x1bCHECKPOINT_STATUS_COMPLETED\x10\x02\x12\x1c\n" +
+	"\x18CHECKPOINT_STATUS_FAILED\x10\x032\x84\x03\n" +
 	"\n" +
 	"JobService\x12D\n" +
 	"\tDeployJob\x12\x1a.sabot.v1.DeployJobRequest\x1a\x1b.sabot.v1.DeployJobResponse\x12F\n" +
 	"\bListJobs\x12\x19.sabot.v1.ListJobsRequest\x1a\x1a.sabot.v1.ListJobsResponse\"\x03\x90\x02\x01\x12@\n" +
 	"\x06GetJob\x12\x17.sabot.v1.GetJobRequest\x1a\x18.sabot.v1.GetJobResponse\"\x03\x90\x02\x01\x12I\n" +
-	"\tCancelJob\x12\x1a.sabot.v1.CancelJobRequest\x1a\x1b.sabot.v1.CancelJobResponse\"\x03\x90\x02\x02B0Z.github.com/sabotdev/sabot/gen/sabot/v1;sabotv1b\x06proto3"
+	"\tCancelJob\x12\x1a.sabot.v1.CancelJobRequest\x1a\x1b.sabot.v1.CancelJobResponse\"\x03\x90\x02\x02\x12[\n" +
+	"\x0fListCheckpoints\x12 .sabot.v1.ListCheckpointsRequest\x1a!.sabot.v1.ListCheckpointsResponse\"\x03\x90\x02\x01B0Z.github.com/sabotdev/sabot/gen/sabot/v1;sabotv1b\x06proto3"
 
 var (
 	file_sabot_v1_job_service_proto_rawDescOnce sync.Once
@@ -439,38 +836,51 @@ func file_sabot_v1_job_service_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_service_proto_rawDescData
 }
 
-var file_sabot_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_sabot_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sabot_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_sabot_v1_job_service_proto_goTypes = []any{
-	(*DeployJobRequest)(nil),  // 0: sabot.v1.DeployJobRequest
-	(*DeployJobResponse)(nil), // 1: sabot.v1.DeployJobResponse
-	(*ListJobsRequest)(nil),   // 2: sabot.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),  // 3: sabot.v1.ListJobsResponse
-	(*GetJobRequest)(nil),     // 4: sabot.v1.GetJobRequest
-	(*GetJobResponse)(nil),    // 5: sabot.v1.GetJobResponse
-	(*CancelJobRequest)(nil),  // 6: sabot.v1.CancelJobRequest
-	(*CancelJobResponse)(nil), // 7: sabot.v1.CancelJobResponse
-	(*JobSpec)(nil),           // 8: sabot.v1.JobSpec
-	(*Job)(nil),               // 9: sabot.v1.Job
+	(CheckpointStatus)(0),           // 0: sabot.v1.CheckpointStatus
+	(*DeployJobRequest)(nil),        // 1: sabot.v1.DeployJobRequest
+	(*DeployJobResponse)(nil),       // 2: sabot.v1.DeployJobResponse
+	(*ListJobsRequest)(nil),         // 3: sabot.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),        // 4: sabot.v1.ListJobsResponse
+	(*GetJobRequest)(nil),           // 5: sabot.v1.GetJobRequest
+	(*GetJobResponse)(nil),          // 6: sabot.v1.GetJobResponse
+	(*CancelJobRequest)(nil),        // 7: sabot.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),       // 8: sabot.v1.CancelJobResponse
+	(*ListCheckpointsRequest)(nil),  // 9: sabot.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil), // 10: sabot.v1.ListCheckpointsResponse
+	(*CheckpointInfo)(nil),          // 11: sabot.v1.CheckpointInfo
+	(*OperatorCheckpointInfo)(nil),  // 12: sabot.v1.OperatorCheckpointInfo
+	(*JobSpec)(nil),                 // 13: sabot.v1.JobSpec
+	(*Job)(nil),                     // 14: sabot.v1.Job
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_service_proto_depIdxs = []int32{
-	8, // 0: sabot.v1.DeployJobRequest.spec:type_name -> sabot.v1.JobSpec
-	9, // 1: sabot.v1.DeployJobResponse.job:type_name -> sabot.v1.Job
-	9, // 2: sabot.v1.ListJobsResponse.jobs:type_name -> sabot.v1.Job
-	9, // 3: sabot.v1.GetJobResponse.job:type_name -> sabot.v1.Job
-	9, // 4: sabot.v1.CancelJobResponse.job:type_name -> sabot.v1.Job
-	0, // 5: sabot.v1.JobService.DeployJob:input_type -> sabot.v1.DeployJobRequest
-	2, // 6: sabot.v1.JobService.ListJobs:input_type -> sabot.v1.ListJobsRequest
-	4, // 7: sabot.v1.JobService.GetJob:input_type -> sabot.v1.GetJobRequest
-	6, // 8: sabot.v1.JobService.CancelJob:input_type -> sabot.v1.CancelJobRequest
-	1, // 9: sabot.v1.JobService.DeployJob:output_type -> sabot.v1.DeployJobResponse
-	3, // 10: sabot.v1.JobService.ListJobs:output_type -> sabot.v1.ListJobsResponse
-	5, // 11: sabot.v1.JobService.GetJob:output_type -> sabot.v1.GetJobResponse
-	7, // 12: sabot.v1.JobService.CancelJob:output_type -> sabot.v1.CancelJobResponse
-	9, // [9:13] is the sub-list for method output_type
-	5, // [5:9] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	13, // 0: sabot.v1.DeployJobRequest.spec:type_name -> sabot.v1.JobSpec
+	14, // 1: sabot.v1.DeployJobResponse.job:type_name -> sabot.v1.Job
+	14, // 2: sabot.v1.ListJobsResponse.jobs:type_name -> sabot.v1.Job
+	14, // 3: sabot.v1.GetJobResponse.job:type_name -> sabot.v1.Job
+	14, // 4: sabot.v1.CancelJobResponse.job:type_name -> sabot.v1.Job
+	11, // 5: sabot.v1.ListCheckpointsResponse.checkpoints:type_name -> sabot.v1.CheckpointInfo
+	0,  // 6: sabot.v1.CheckpointInfo.status:type_name -> sabot.v1.CheckpointStatus
+	15, // 7: sabot.v1.CheckpointInfo.trigger_time:type_name -> google.protobuf.Timestamp
+	12, // 8: sabot.v1.CheckpointInfo.operators:type_name -> sabot.v1.OperatorCheckpointInfo
+	1,  // 9: sabot.v1.JobService.DeployJob:input_type -> sabot.v1.DeployJobRequest
+	3,  // 10: sabot.v1.JobService.ListJobs:input_type -> sabot.v1.ListJobsRequest
+	5,  // 11: sabot.v1.JobService.GetJob:input_type -> sabot.v1.GetJobRequest
+	7,  // 12: sabot.v1.JobService.CancelJob:input_type -> sabot.v1.CancelJobRequest
+	9,  // 13: sabot.v1.JobService.ListCheckpoints:input_type -> sabot.v1.ListCheckpointsRequest
+	2,  // 14: sabot.v1.JobService.DeployJob:output_type -> sabot.v1.DeployJobResponse
+	4,  // 15: sabot.v1.JobService.ListJobs:output_type -> sabot.v1.ListJobsResponse
+	6,  // 16: sabot.v1.JobService.GetJob:output_type -> sabot.v1.GetJobResponse
+	8,  // 17: sabot.v1.JobService.CancelJob:output_type -> sabot.v1.CancelJobResponse
+	10, // 18: sabot.v1.JobService.ListCheckpoints:output_type -> sabot.v1.ListCheckpointsResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_service_proto_init() }
@@ -484,13 +894,14 @@ func file_sabot_v1_job_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_service_proto_rawDesc), len(file_sabot_v1_job_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      1,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_sabot_v1_job_service_proto_goTypes,
 		DependencyIndexes: file_sabot_v1_job_service_proto_depIdxs,
+		EnumInfos:         file_sabot_v1_job_service_proto_enumTypes,
 		MessageInfos:      file_sabot_v1_job_service_proto_msgTypes,
 	}.Build()
 	File_sabot_v1_job_service_proto = out.File

@@ -41,6 +41,9 @@ const (
 	JobServiceGetJobProcedure = "/sabot.v1.JobService/GetJob"
 	// JobServiceCancelJobProcedure is the fully-qualified name of the JobService's CancelJob RPC.
 	JobServiceCancelJobProcedure = "/sabot.v1.JobService/CancelJob"
+	// JobServiceListCheckpointsProcedure is the fully-qualified name of the JobService's
+	// ListCheckpoints RPC.
+	JobServiceListCheckpointsProcedure = "/sabot.v1.JobService/ListCheckpoints"
 )
 
 // JobServiceClient is a client for the sabot.v1.JobService service.
@@ -54,6 +57,9 @@ type JobServiceClient interface {
 	// CancelJob stops a job. Cancelling a job that has already ended is not an
 	// error and changes nothing.
 	CancelJob(context.Context, *connect.Request[v1.CancelJobRequest]) (*connect.Response[v1.CancelJobResponse], error)
+	// ListCheckpoints returns a job's recent checkpoints, newest first, and
+	// its latest completed one.
+	ListCheckpoints(context.Context, *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error)
 }
 
 // NewJobServiceClient constructs a client for the sabot.v1.JobService service. By default, it uses
@@ -94,15 +100,23 @@ func NewJobServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		listCheckpoints: connect.NewClient[v1.ListCheckpointsRequest, v1.ListCheckpointsResponse](
+			httpClient,
+			baseURL+JobServiceListCheckpointsProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("ListCheckpoints")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // jobServiceClient implements JobServiceClient.
 type jobServiceClient struct {
-	deployJob *connect.Client[v1.DeployJobRequest, v1.DeployJobResponse]
-	listJobs  *connect.Client[v1.ListJobsRequest, v1.ListJobsResponse]
-	getJob    *connect.Client[v1.GetJobRequest, v1.GetJobResponse]
-	cancelJob *connect.Client[v1.CancelJobRequest, v1.CancelJobResponse]
+	deployJob       *connect.Client[v1.DeployJobRequest, v1.DeployJobResponse]
+	listJobs        *connect.Client[v1.ListJobsRequest, v1.ListJobsResponse]
+	getJob          *connect.Client[v1.GetJobRequest, v1.GetJobResponse]
+	cancelJob       *connect.Client[v1.CancelJobRequest, v1.CancelJobResponse]
+	listCheckpoints *connect.Client[v1.ListCheckpointsRequest, v1.ListCheckpointsResponse]
 }
 
 // DeployJob calls sabot.v1.JobService.DeployJob.
@@ -125,6 +139,11 @@ func (c *jobServiceClient) CancelJob(ctx context.Context, req *connect.Request[v
 	return c.cancelJob.CallUnary(ctx, req)
 }
 
+// ListCheckpoints calls sabot.v1.JobService.ListCheckpoints.
+func (c *jobServiceClient) ListCheckpoints(ctx context.Context, req *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error) {
+	return c.listCheckpoints.CallUnary(ctx, req)
+}
+
 // JobServiceHandler is an implementation of the sabot.v1.JobService service.
 type JobServiceHandler interface {
 	// DeployJob stores a job and asks the scheduler to run it.
@@ -136,6 +155,9 @@ type JobServiceHandler interface {
 	// CancelJob stops a job. Cancelling a job that has already ended is not an
 	// error and changes nothing.
 	CancelJob(context.Context, *connect.Request[v1.CancelJobRequest]) (*connect.Response[v1.CancelJobResponse], error)
+	// ListCheckpoints returns a job's recent checkpoints, newest first, and
+	// its latest completed one.
+	ListCheckpoints(context.Context, *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error)
 }
 
 // NewJobServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -172,6 +194,13 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	jobServiceListCheckpointsHandler := connect.NewUnaryHandler(
+		JobServiceListCheckpointsProcedure,
+		svc.ListCheckpoints,
+		connect.WithSchema(jobServiceMethods.ByName("ListCheckpoints")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sabot.v1.JobService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case JobServiceDeployJobProcedure:
@@ -182,6 +211,8 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 			jobServiceGetJobHandler.ServeHTTP(w, r)
 		case JobServiceCancelJobProcedure:
 			jobServiceCancelJobHandler.ServeHTTP(w, r)
+		case JobServiceListCheckpointsProcedure:
+			jobServiceListCheckpointsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -205,4 +236,8 @@ func (UnimplementedJobServiceHandler) GetJob(context.Context, *connect.Request[v
 
 func (UnimplementedJobServiceHandler) CancelJob(context.Context, *connect.Request[v1.CancelJobRequest]) (*connect.Response[v1.CancelJobResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.CancelJob is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) ListCheckpoints(context.Context, *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.ListCheckpoints is not implemented"))
 }
