@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
+	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+)
+
+// CheckpointsPrefix holds, per job, the pointer to its latest completed
+// checkpoint and its checkpoint history.
+const CheckpointsPrefix = Root + "checkpoints/"
+
+// HistoryLimit is how many checkpoints a job's history keeps (the newest).
+const HistoryLimit = 50
+
+// LatestCheckpointKey is the key of a job's LatestCheckpoint.
+func LatestCheckpointKey(jobID string) string { return CheckpointsPrefix + jobID + "/latest" }
+
+// CheckpointHistoryKey is the key of a job's CheckpointHistory.
+func CheckpointHistoryKey(jobID string) string { return CheckpointsPrefix + jobID + "/history" }
+
+// NewLatestCheckpoint allocates a pointer for Get.
+func NewLatestCheckpoint() *clusterv1.LatestCheckpoint { return new(clusterv1.LatestCheckpoint) }
+
+// NewCheckpointHistory allocates a history for Get.
+func NewCheckpointHistory() *clusterv1.CheckpointHistory { return new(clusterv1.CheckpointHistory) }
+
+// LatestCheckpoint reads a job's latest completed checkpoint. With none it
+// returns a nil pointer and revision 0 (not an error).
+func LatestCheckpoint(ctx context.Context, kv clientv3.KV, jobID string) (*clusterv1.LatestCheckpoint, int64, error) {
+	v, err := Get(ctx, kv, LatestCheckpointKey(jobID), NewLatestCheckpoint)
+	if IsNotFound(err) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return v.Value, v.ModRevision, nil
+}
+
+// CommitCheckpoint makes next the job's latest completed checkpoint if the
+// pointer still has mod revision prevRev (0: no pointer yet) and every cond
+// holds (the writer's fence: its assignment is unchanged). It returns the
+// pointer's new mod revision, or an error wrapping ErrPrecondition when a
+// comparison failed: someone else committed, or the writer was deposed.
+func CommitCheckpoint(ctx context.Context, kv clientv3.KV, next *clusterv1.LatestCheckpoint, prevRev int64, conds ...clientv3.Cmp) (int64, error) {
+	key := LatestCheckpointKey(next.GetJobId())
+	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", prevRev)}, conds...)
+	resp, err := kv.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, Marshal(next))).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("cluster: commit checkpoint %d of job %s: %w", next.GetCheckpointId(), next.GetJobId(), err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("cluster: commit checkpoint %d of job %s: %w", next.GetCheckpointId(), next.GetJobId(), ErrPrecondition)
+	}
+	return resp.Header.Revision, nil
+}
+
+// RecordCheckpoint adds info to the job's history, replacing an entry with
+// the same id (a checkpoint is recorded when triggered and again when it
+// completes or fails), and keeps the newest HistoryLimit. conds fence the
+// writer as for CommitCheckpoint.
+func RecordCheckpoint(ctx context.Context, kv clientv3.KV, jobID string, info *sabotv1.CheckpointInfo, conds ...clientv3.Cmp) error {
+	const maxAttempts = 8
+	key := CheckpointHistoryKey(jobID)
+	for range maxAttempts {
+		h, rev := NewCheckpointHistory(), int64(0)
+		cur, err := Get(ctx, kv, key, NewCheckpointHistory)
+		switch {
+		case IsNotFound(err):
+		case err != nil:
+			return err
+		default:
+			h, rev = cur.Value, cur.ModRevision
+		}
+		replaced := false
+		for i, c := range h.GetCheckpoints() {
+			if c.GetId() == info.GetId() && c.GetSavepoint() == info.GetSavepoint() {
+				h.Checkpoints[i], replaced = info, true
+			}
+		}
+		if !replaced {
+			h.Checkpoints = append(h.Checkpoints, info)
+		}
+		if n := len(h.Checkpoints); n > HistoryLimit {
+			h.Checkpoints = h.Checkpoints[n-HistoryLimit:]
+		}
+		cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, conds...)
+		resp, err := kv.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, Marshal(h))).Commit()
+		if err != nil {
+			return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		if len(conds) > 0 {
+			check, err := kv.Txn(ctx).If(conds...).Commit()
+			if err != nil {
+				return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, err)
+			}
+			if !check.Succeeded {
+				return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, ErrPrecondition)
+			}
+		}
+	}
+	return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, ErrConflict)
+}
