@@ -135,3 +135,38 @@ func (s *jobService) CancelJob(ctx context.Context, req *connect.Request[sabotv1
 	s.cfg.Logger.Info("job cancel requested", "job", id, "state", job.GetStatus().GetState())
 	return connect.NewResponse(&sabotv1.CancelJobResponse{Job: job}), nil
 }
+
+// ListCheckpoints returns the job's checkpoint history newest first, and
+// the id of its latest completed checkpoint. Both records are written by
+// the workers that take checkpoints (internal/cluster.CommitCheckpoint and
+// RecordCheckpoint); a job that never checkpointed has an empty history.
+func (s *jobService) ListCheckpoints(ctx context.Context, req *connect.Request[sabotv1.ListCheckpointsRequest]) (*connect.Response[sabotv1.ListCheckpointsResponse], error) {
+	id := req.Msg.GetJobId()
+	// The job record is read first so an unknown id is NotFound rather
+	// than an empty history.
+	if _, err := cluster.Get(ctx, s.cfg.Etcd, cluster.JobKey(id), cluster.NewJob); err != nil {
+		if cluster.IsNotFound(err) {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("job %q not found", id))
+		}
+		return nil, toConnect(s.cfg.Logger, "ListCheckpoints", err)
+	}
+	latest, _, err := cluster.LatestCheckpoint(ctx, s.cfg.Etcd, id)
+	if err != nil {
+		return nil, toConnect(s.cfg.Logger, "ListCheckpoints", err)
+	}
+	out := &sabotv1.ListCheckpointsResponse{LatestCompleted: latest.GetCheckpointId()}
+	hist, err := cluster.Get(ctx, s.cfg.Etcd, cluster.CheckpointHistoryKey(id), cluster.NewCheckpointHistory)
+	switch {
+	case cluster.IsNotFound(err):
+	case err != nil:
+		return nil, toConnect(s.cfg.Logger, "ListCheckpoints", err)
+	default:
+		// Stored oldest first; callers want the newest first.
+		cps := hist.Value.GetCheckpoints()
+		out.Checkpoints = make([]*sabotv1.CheckpointInfo, 0, len(cps))
+		for i := len(cps) - 1; i >= 0; i-- {
+			out.Checkpoints = append(out.Checkpoints, cps[i])
+		}
+	}
+	return connect.NewResponse(out), nil
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -23,8 +24,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
-	// Now returns the current time. Default: time.Now.
-	Now func() time.Time
+	// Clock drives everything timed in job lifecycles: status timestamps,
+	// restart delays and the failure-rate window, the timer that wakes the
+	// reconciler when a delayed restart is due, and ReconcileInterval.
+	// (Leader election keeps etcd's own lease timing.) Default: the real
+	// clock.
+	Clock clockwork.Clock
 }
 
 // Validate reports a missing or contradictory setting.
@@ -55,8 +60,8 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
 	}
 }
 

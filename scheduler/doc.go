@@ -10,18 +10,36 @@
 // reports, and moves each job one step towards where it should be:
 //
 //	CREATED/RESTARTING, not placed  → place on the live worker with the most
-//	                                  free slots (attempt+1), write the assignment
+//	                                  free slots (attempt+1), write the assignment;
+//	                                  a RESTARTING job first waits for its restart_at
 //	placed, worker reports running  → RUNNING
-//	placed, worker lease gone       → RESTARTING (assignment removed; placed again)
+//	placed, worker lease gone       → a failure: judged by the restart strategy
+//	worker reports a failed task    → a failure: judged by the restart strategy
 //	worker reports all finished     → FINISHED
-//	worker reports a failed task    → FAILED (restart strategies come with checkpoints)
 //	CANCELING                       → remove the assignment; CANCELED when the
 //	                                  worker confirms or is gone
+//
+// Failures (restart.go) follow Flink's restart strategies. The job's
+// restart_strategy decides — none, fixed_delay, exponential_delay or
+// failure_rate; unset, fixed delay (unlimited, 1 s) when the job
+// checkpoints and none when it does not — between RESTARTING, with the
+// restart due after the strategy's delay and a message saying why and when
+// ("task failed: boom; restarting in 1s (restart 3 of 10)"), and FAILED
+// with a message naming the exhausted strategy. One exception keeps the
+// behaviour from before checkpoints: a lost worker of a job with neither
+// checkpointing nor restart_strategy restarts it at once, from scratch.
+// Either way the failed attempt's assignment is removed in the same
+// transaction. The strategy's bookkeeping (restarts, restart_at,
+// backoff_ms, failure_times) lives in the job's status, so a new leader
+// continues it; while a restart waits, the leader arms a timer for the
+// earliest restart_at, which wakes the reconcile loop when it is due.
 //
 // Placement: until the network exchange exists a job runs whole on one
 // worker; it needs as many slots as its widest vertex (slot sharing, as in
 // Flink). A job that fits nowhere stays CREATED with a message saying so.
 //
 // Ownership: Start starts one goroutine (campaign, then lead) and, while
-// leading, one watch goroutine; Close cancels and waits for both.
+// leading, one watch goroutine; Close cancels and waits for both. The
+// reconcile ticker and the restart timer belong to the lead goroutine and
+// run on Config.Clock.
 package scheduler

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
@@ -23,6 +24,18 @@ type reconciler struct {
 	cfg   Config
 	kv    clientv3.KV
 	fence clientv3.Cmp
+
+	// wake is the earliest time a job waits for (a delayed restart), found
+	// by the last pass; zero when none. The leader's loop arms a timer for
+	// it, so a restart is placed when due rather than at the next tick.
+	wake time.Time
+}
+
+// noteWake records that a job needs a pass at t.
+func (r *reconciler) noteWake(t time.Time) {
+	if r.wake.IsZero() || t.Before(r.wake) {
+		r.wake = t
+	}
 }
 
 // snapshot is what one reconcile pass reads.
@@ -77,6 +90,7 @@ func (r *reconciler) read(ctx context.Context) (*snapshot, []cluster.Versioned[*
 // reconcile moves every job one step. Errors on one job do not stop the
 // others; the first is returned (a lost fence first of all).
 func (r *reconciler) reconcile(ctx context.Context) error {
+	r.wake = time.Time{}
 	sn, jobs, err := r.read(ctx)
 	if err != nil {
 		return err
@@ -146,15 +160,20 @@ func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) e
 			if state == sabotv1.JobState_JOB_STATE_RUNNING {
 				return r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RESTARTING, "assignment missing; placing again", nil)
 			}
+			// A delayed restart waits for its time; the leader's timer
+			// brings the pass that places it.
+			if at := job.GetStatus().GetRestartAt(); state == sabotv1.JobState_JOB_STATE_RESTARTING && at != nil && r.cfg.Clock.Now().Before(at.AsTime()) {
+				r.noteWake(at.AsTime())
+				return nil
+			}
 			return r.place(ctx, sn, job)
 		}
 		if !workerAlive {
-			msg := fmt.Sprintf("worker %s lost; restarting from scratch", asg.Value.GetWorkerId())
-			return r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RESTARTING, msg, nil, clientv3.OpDelete(asg.Key))
+			return r.fail(ctx, sn, job, failure{reason: fmt.Sprintf("worker %s lost", asg.Value.GetWorkerId()), lostWorker: true}, nil)
 		}
 		switch {
 		case agg.failed:
-			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FAILED, "task failed: "+rep.GetError(), tasksOf(rep))
+			return r.fail(ctx, sn, job, failure{reason: failureReason(rep)}, tasksOf(rep))
 		case agg.finished:
 			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FINISHED, "", tasksOf(rep))
 		case agg.running:
@@ -164,6 +183,74 @@ func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) e
 	default:
 		return nil
 	}
+}
+
+// fail judges a failure of the job's placed attempt by its restart
+// strategy and writes the verdict: RESTARTING with the restart due after
+// the strategy's delay, or FAILED. Either way the failed attempt's
+// assignment is removed in the same transaction, so its worker stops what
+// still runs of it before the next attempt is placed.
+func (r *reconciler) fail(ctx context.Context, sn *snapshot, job *sabotv1.Job, f failure, tasks []*sabotv1.TaskStatus) error {
+	id := job.GetId()
+	now := r.cfg.Clock.Now()
+	var ops []clientv3.Op
+	if a, ok := sn.assignments[id]; ok {
+		ops = append(ops, clientv3.OpDelete(a.Key))
+	}
+	var v verdict
+	changed := false
+	_, err := cluster.UpdateJob(ctx, r.kv, id, func(j *sabotv1.Job) (bool, error) {
+		st := j.GetStatus()
+		changed = false
+		if st.GetState() != job.GetStatus().GetState() || st.GetAttempt() != job.GetStatus().GetAttempt() {
+			return false, nil // moved under us (a cancel); the next pass decides
+		}
+		// Judged on the record as stored, so a retried update counts the
+		// failure once.
+		v = judge(j.GetSpec(), st, f, now)
+		switch {
+		case v.legacy:
+			st.State = sabotv1.JobState_JOB_STATE_RESTARTING
+		case v.restart:
+			st.State = sabotv1.JobState_JOB_STATE_RESTARTING
+			st.Restarts = v.restarts
+			st.BackoffMs = v.backoff.Milliseconds()
+			st.FailureTimes = v.failureTimes
+			st.RestartAt = timestamppb.New(now.Add(v.delay))
+		default:
+			st.State = sabotv1.JobState_JOB_STATE_FAILED
+		}
+		st.Message = v.msg
+		if tasks != nil {
+			st.Tasks = tasks
+		}
+		st.UpdatedAt = timestamppb.New(now)
+		changed = true
+		return true, nil
+	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op { return ops })
+	if err != nil || !changed {
+		return err
+	}
+	delete(sn.assignments, id)
+	if v.restart && v.delay > 0 {
+		r.noteWake(now.Add(v.delay))
+	}
+	r.cfg.Logger.Info("job failure", "job", id, "attempt", job.GetStatus().GetAttempt(), "restart", v.restart, "delay", v.delay, "message", v.msg)
+	return nil
+}
+
+// failureReason describes a failed report: the worker's first error, or
+// the first failed task.
+func failureReason(rep *clusterv1.TaskReport) string {
+	if e := rep.GetError(); e != "" {
+		return "task failed: " + e
+	}
+	for _, t := range tasksOf(rep) {
+		if t.GetState() == sabotv1.TaskState_TASK_STATE_FAILED {
+			return fmt.Sprintf("task %s/%d failed", t.GetVertexId(), t.GetSubtask())
+		}
+	}
+	return "task failed"
 }
 
 // currentReport finds a report on the job's current attempt, and whether
@@ -219,7 +306,7 @@ func (r *reconciler) place(ctx context.Context, sn *snapshot, job *sabotv1.Job) 
 		j.Status.Attempt = attempt
 		j.Status.Message = ""
 		j.Status.Tasks = tasks
-		j.Status.UpdatedAt = timestamppb.New(r.cfg.Now())
+		j.Status.UpdatedAt = timestamppb.New(r.cfg.Clock.Now())
 		return true, nil
 	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpPut(cluster.AssignmentKey(wid, job.GetId()), cluster.Marshal(asg))}
@@ -296,7 +383,7 @@ func (r *reconciler) setState(ctx context.Context, job *sabotv1.Job, state sabot
 		if tasks != nil {
 			st.Tasks = tasks
 		}
-		st.UpdatedAt = timestamppb.New(r.cfg.Now())
+		st.UpdatedAt = timestamppb.New(r.cfg.Clock.Now())
 		return true, nil
 	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op { return ops })
 	if err == nil && state != job.GetStatus().GetState() {

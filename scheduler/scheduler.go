@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -90,13 +91,21 @@ func (s *Scheduler) leadOnce(ctx context.Context, first *bool) error {
 
 	leadCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The watch starts right after a revision the first pass reads at or
+	// after, so a change made while the watch is being set up still wakes
+	// a pass (without it, only the next tick or restart timer would).
+	head, err := s.cfg.Etcd.Get(leadCtx, cluster.ElectionPrefix, clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("scheduler: read revision: %w", err)
+	}
+	startRev := head.Header.Revision + 1
 	dirty := make(chan struct{}, 1)
 	watchDone := make(chan struct{})
 	// The watch lives as long as this term of leadership: leadCtx's cancel
 	// stops it and the deferred wait below joins it.
-	s.g.Go("scheduler.watch", func(context.Context) {
+	started := s.g.Go("scheduler.watch", func(context.Context) {
 		defer close(watchDone)
-		wch := s.cfg.Etcd.Watch(clientv3.WithRequireLeader(leadCtx), cluster.Root, clientv3.WithPrefix())
+		wch := s.cfg.Etcd.Watch(clientv3.WithRequireLeader(leadCtx), cluster.Root, clientv3.WithPrefix(), clientv3.WithRev(startRev))
 		for range wch {
 			select {
 			case dirty <- struct{}{}:
@@ -104,10 +113,22 @@ func (s *Scheduler) leadOnce(ctx context.Context, first *bool) error {
 			}
 		}
 	}, "scheduler", s.cfg.ID)
+	if !started {
+		return errors.New("scheduler: closed")
+	}
 	defer func() { cancel(); <-watchDone }()
 
-	tick := time.NewTicker(s.cfg.ReconcileInterval)
+	tick := s.cfg.Clock.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
+	// wake fires when the earliest delayed restart falls due (r.wake after
+	// a pass). Owned by this goroutine, made when first needed, stopped
+	// when the term ends.
+	var wake clockwork.Timer
+	defer func() {
+		if wake != nil {
+			wake.Stop()
+		}
+	}()
 	for {
 		if err := r.reconcile(leadCtx); err != nil {
 			if errors.Is(err, cluster.ErrPrecondition) {
@@ -117,13 +138,28 @@ func (s *Scheduler) leadOnce(ctx context.Context, first *bool) error {
 				s.cfg.Logger.Warn("reconcile failed", "err", err)
 			}
 		}
+		var wakeC <-chan time.Time // nil: no restart waits
+		switch {
+		case !r.wake.IsZero():
+			// A due time already past fires at once.
+			d := max(r.wake.Sub(s.cfg.Clock.Now()), 0)
+			if wake == nil {
+				wake = s.cfg.Clock.NewTimer(d)
+			} else {
+				wake.Reset(d)
+			}
+			wakeC = wake.Chan()
+		case wake != nil:
+			wake.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-sess.Done():
 			return errors.New("scheduler: leader lease expired")
 		case <-dirty:
-		case <-tick.C:
+		case <-tick.Chan():
+		case <-wakeC:
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/cluster"
 )
 
@@ -26,6 +27,12 @@ type Config struct {
 	// LeaseTTL is how long the worker stays registered after it stops
 	// renewing its lease (crash detection time). Default 5s.
 	LeaseTTL time.Duration
+	// Blob is where checkpoints go (and are restored from). Required to run
+	// jobs with checkpointing; not closed by the worker.
+	Blob blob.Store
+	// StateDir holds pebble state; default a temporary directory per job
+	// attempt.
+	StateDir string
 	// PrintOut receives the lines of print sinks. Default: discarded.
 	PrintOut io.Writer
 	// Logger. Default: discard.

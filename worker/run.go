@@ -110,11 +110,14 @@ func (s *session) apply(ctx context.Context, key, value []byte) {
 		cur.cancel()
 		<-cur.done
 	}
-	s.start(ctx, asg)
+	s.start(ctx, asg, clientv3.Compare(clientv3.Value(string(key)), "=", string(value)))
 }
 
 // start runs one job attempt in its own goroutine.
-func (s *session) start(ctx context.Context, asg *clusterv1.Assignment) {
+//
+// fence holds while the assignment is unchanged: checkpoint commits are
+// conditioned on it, so an attempt that was replaced cannot commit.
+func (s *session) start(ctx context.Context, asg *clusterv1.Assignment, fence clientv3.Cmp) {
 	rctx, cancel := context.WithCancel(ctx)
 	r := &run{jobID: asg.GetJobId(), attempt: asg.GetAttempt(), cancel: cancel, done: make(chan struct{})}
 	r.mu.tasks = make(map[taskKey]sabotv1.TaskState, len(asg.GetSubtasks()))
@@ -127,7 +130,7 @@ func (s *session) start(ctx context.Context, asg *clusterv1.Assignment) {
 	ok := s.w.g.Go("worker.job", func(context.Context) {
 		defer close(r.done)
 		defer cancel()
-		err := s.execute(rctx, asg, r)
+		err := s.execute(rctx, asg, r, fence)
 		r.finish(err, rctx.Err() != nil)
 		s.markDirty()
 		switch {
@@ -145,12 +148,30 @@ func (s *session) start(ctx context.Context, asg *clusterv1.Assignment) {
 	}
 }
 
-func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run) error {
+func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run, fence clientv3.Cmp) error {
 	g, err := jobgraph.Resolve(asg.GetSpec())
 	if err != nil {
 		return fmt.Errorf("resolve job graph: %w", err)
 	}
+	cp, err := s.checkpoints(ctx, asg, fence)
+	if err != nil {
+		return err
+	}
+	var control *runtime.Control
+	if cp != nil {
+		control = runtime.NewControl()
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { // joined below, before execute returns
+			defer close(done)
+			s.serveSavepoints(sctx, asg.GetJobId(), control, fence)
+		}()
+		defer func() { stop(); <-done }()
+	}
 	return runtime.Run(ctx, runtime.Config{
+		Checkpoints: cp,
+		Control:     control,
+		StateDir:    s.w.cfg.StateDir,
 		JobID:    asg.GetJobId(),
 		Attempt:  asg.GetAttempt(),
 		Graph:    g,

@@ -72,6 +72,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.Int64Var(&rate, "events-per-second", 0, "the generator's event rate, which spaces event times (0: the manifest's, default 10,000,000); lower it to make windowed queries span more windows")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (baseline and engine) to this file")
 	bench.AddCommand(nx)
+	bench.AddCommand(newBenchCheckpointsCmd(g))
 	return bench
 }
 

@@ -100,6 +100,66 @@ func newCancelCmd(g *globals) *cobra.Command {
 	}
 }
 
+func newCheckpointsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoints JOB_ID",
+		Short: "List a job's recent checkpoints, newest first",
+		Long: "Checkpoints lists the job's recent checkpoints and savepoints, newest first: id, status,\n" +
+			"trigger time, duration, size (bytes the checkpoint references), incremental size (bytes it\n" +
+			"uploaded new) and why a failed one failed, with the latest completed checkpoint, which is\n" +
+			"what a restart restores.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := jobClient(g).ListCheckpoints(cmd.Context(), connect.NewRequest(&sabotv1.ListCheckpointsRequest{JobId: args[0]}))
+			if err != nil {
+				return fmt.Errorf("list checkpoints: %w", err)
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp.Msg)
+			}
+			return printCheckpoints(cmd.OutOrStdout(), resp.Msg)
+		},
+	}
+}
+
+func printCheckpoints(w io.Writer, resp *sabotv1.ListCheckpointsResponse) error {
+	if id := resp.GetLatestCompleted(); id > 0 {
+		fmt.Fprintf(w, "Latest completed: %d\n\n", id)
+	} else {
+		fmt.Fprint(w, "Latest completed: none\n\n")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tTRIGGERED\tDURATION\tSIZE\tINCREMENTAL\tFAILURE")
+	for _, c := range resp.GetCheckpoints() {
+		status := strings.TrimPrefix(c.GetStatus().String(), "CHECKPOINT_STATUS_")
+		if c.GetSavepoint() {
+			status += " (savepoint)"
+		}
+		dur := "-"
+		if c.GetStatus() != sabotv1.CheckpointStatus_CHECKPOINT_STATUS_IN_PROGRESS {
+			dur = (time.Duration(c.GetDurationMs()) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.GetId(), status,
+			c.GetTriggerTime().AsTime().Local().Format(time.DateTime+".000"), dur,
+			byteSize(c.GetSizeBytes()), byteSize(c.GetIncrementalSizeBytes()), c.GetFailureReason())
+	}
+	return tw.Flush()
+}
+
+// byteSize renders a byte count in binary units: 512 B, 2.0 KiB, 3.4 MiB.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // stateName is a JobState without its enum prefix: RUNNING.
 func stateName(s sabotv1.JobState) string {
 	return strings.TrimPrefix(s.String(), "JOB_STATE_")
@@ -133,6 +193,12 @@ func printJobDetail(w io.Writer, j *sabotv1.Job) error {
 		fmt.Fprintf(tw, "Message:\t%s\n", st.GetMessage())
 	}
 	fmt.Fprintf(tw, "Attempt:\t%d\n", st.GetAttempt())
+	if n := st.GetRestarts(); n > 0 {
+		fmt.Fprintf(tw, "Restarts:\t%d\n", n)
+	}
+	if at := st.GetRestartAt(); at != nil && st.GetState() == sabotv1.JobState_JOB_STATE_RESTARTING {
+		fmt.Fprintf(tw, "Restart at:\t%s\n", at.AsTime().Local().Format(time.DateTime+".000"))
+	}
 	fmt.Fprintf(tw, "Created:\t%s\n", j.GetCreatedAt().AsTime().Local().Format(time.DateTime))
 	fmt.Fprintf(tw, "Updated:\t%s\n", st.GetUpdatedAt().AsTime().Local().Format(time.DateTime))
 	fmt.Fprintf(tw, "Parallelism:\t%d (max %d)\n", max(spec.GetParallelism(), 1), maxParallelism(spec))

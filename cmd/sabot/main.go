@@ -1,7 +1,7 @@
-// Command sabot is Sabot's one binary: the CLI (deploy, jobs, cancel), the
-// all-in-one development platform (dev), and each production role (gateway,
-// scheduler, worker). It only maps flags to the services' configs; the
-// services live in their own packages.
+// Command sabot is Sabot's one binary: the CLI (deploy, jobs, cancel,
+// checkpoints), the all-in-one development platform (dev), and each
+// production role (gateway, scheduler, worker). It only maps flags to the
+// services' configs; the services live in their own packages.
 package main
 
 import (
@@ -76,6 +76,7 @@ func newRoot() *cobra.Command {
 		newDeployCmd(g),
 		newJobsCmd(g),
 		newCancelCmd(g),
+		newCheckpointsCmd(g),
 		newGatewayCmd(g),
 		newSchedulerCmd(),
 		newWorkerCmd(),

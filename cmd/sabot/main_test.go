@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/cluster"
 	"github.com/sabotdev/sabot/internal/testkit"
 )
 
@@ -157,6 +160,74 @@ func TestDeployListGetCancel(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCheckpoints: `sabot checkpoints` lists what the workers recorded,
+// newest first, as a table and as JSON, and names an unknown job.
+func TestCheckpoints(t *testing.T) {
+	t.Parallel()
+	p := testkit.StartPlatform(t, testkit.PlatformOptions{Workers: 1})
+	stdout, errLine := sabot(t, p.Addr(), "deploy", "-f", exampleWithOutput(t, t.TempDir()))
+	if errLine != "" {
+		t.Fatal(errLine)
+	}
+	id := jobIDLine.FindStringSubmatch(stdout)[1]
+
+	stdout, errLine = sabot(t, p.Addr(), "checkpoints", id)
+	if errLine != "" || !strings.Contains(stdout, "Latest completed: none") {
+		t.Fatalf("checkpoints of a job without any: %s\n%s", errLine, stdout)
+	}
+
+	// What a worker records: 1 completed, 2 failed, 3 in progress.
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, info := range []*sabotv1.CheckpointInfo{
+		{Id: 1, Status: sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED, TriggerTime: timestamppb.New(t0), DurationMs: 1500, SizeBytes: 2048, IncrementalSizeBytes: 512},
+		{Id: 2, Status: sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED, TriggerTime: timestamppb.New(t0.Add(time.Second)), DurationMs: 30, FailureReason: "checkpoint: declined by out/0"},
+		{Id: 3, Status: sabotv1.CheckpointStatus_CHECKPOINT_STATUS_IN_PROGRESS, TriggerTime: timestamppb.New(t0.Add(2 * time.Second))},
+	} {
+		if err := cluster.RecordCheckpoint(ctx, p.Etcd(), id, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cluster.CommitCheckpoint(ctx, p.Etcd(), &clusterv1.LatestCheckpoint{JobId: id, CheckpointId: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	stdout, errLine = sabot(t, p.Addr(), "checkpoints", id)
+	if errLine != "" {
+		t.Fatal(errLine)
+	}
+	for _, want := range []string{"Latest completed: 1", "ID", "STATUS", "INCREMENTAL", "COMPLETED", "1.5s", "2.0 KiB", "512 B", "checkpoint: declined by out/0", "IN_PROGRESS"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("checkpoints table lacks %q:\n%s", want, stdout)
+		}
+	}
+	if i3, i2, i1 := strings.Index(stdout, "\n3 "), strings.Index(stdout, "\n2 "), strings.Index(stdout, "\n1 "); i3 < 0 || i3 > i2 || i2 > i1 {
+		t.Errorf("rows are not newest first:\n%s", stdout)
+	}
+
+	stdout, errLine = sabot(t, p.Addr(), "checkpoints", id, "-o", "json")
+	if errLine != "" {
+		t.Fatal(errLine)
+	}
+	var listed struct {
+		Checkpoints []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"checkpoints"`
+		LatestCompleted string `json:"latestCompleted"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &listed); err != nil {
+		t.Fatalf("checkpoints -o json is not JSON: %v\n%s", err, stdout)
+	}
+	if len(listed.Checkpoints) != 3 || listed.Checkpoints[0].ID != "3" || listed.Checkpoints[2].Status != "CHECKPOINT_STATUS_COMPLETED" || listed.LatestCompleted != "1" {
+		t.Fatalf("checkpoints -o json: %+v", listed)
+	}
+
+	if _, errLine = sabot(t, p.Addr(), "checkpoints", "000000000000deadbeef"); !strings.Contains(errLine, "not_found") {
+		t.Fatalf("checkpoints of an unknown job: %q", errLine)
+	}
 }
 
 // TestDeployRejectsBadManifests: a wrong manifest exits non-zero naming the

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sabotdev/sabot/gateway"
+	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/etcdserver"
 	"github.com/sabotdev/sabot/scheduler"
 	"github.com/sabotdev/sabot/worker"
@@ -106,9 +107,12 @@ func newSchedulerCmd() *cobra.Command {
 
 func newWorkerCmd() *cobra.Command {
 	var (
-		rf    roleFlags
-		slots int
-		id    string
+		rf       roleFlags
+		slots    int
+		id       string
+		blobURL  string
+		stateDir string
+		leaseTTL time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -116,16 +120,36 @@ func newWorkerCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return rf.run(cmd, func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (func(context.Context) error, error) {
-				w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout()})
+				var store blob.Store
+				if blobURL != "" {
+					var err error
+					if store, err = blob.Open(blobURL, blob.Options{}); err != nil {
+						return nil, fmt.Errorf("--blob-store: %w", err)
+					}
+				}
+				w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout(),
+					Blob: store, StateDir: stateDir, LeaseTTL: leaseTTL})
 				if err != nil {
+					if store != nil {
+						_ = store.Close()
+					}
 					return nil, err
 				}
-				return func(context.Context) error { w.Close(); return nil }, nil
+				return func(context.Context) error {
+					w.Close()
+					if store != nil {
+						return store.Close()
+					}
+					return nil
+				}, nil
 			})
 		},
 	}
 	rf.register(cmd)
 	cmd.Flags().IntVar(&slots, "slots", 4, "task slots")
+	cmd.Flags().StringVar(&blobURL, "blob-store", "", "blob store for checkpoints: file:///dir or s3://bucket/prefix?endpoint=…&path_style=true")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory for pebble state (default: a temporary directory per job attempt)")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "how long the worker stays registered after it stops renewing (crash detection time; default 5s)")
 	cmd.Flags().StringVar(&id, "id", "", "worker id (default: a new random id per start; reuse one only for a worker that really is the same)")
 	return cmd
 }

@@ -109,3 +109,15 @@ func RecordCheckpoint(ctx context.Context, kv clientv3.KV, jobID string, info *s
 	}
 	return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, ErrConflict)
 }
+
+// SavepointsPrefix holds savepoint requests, per job.
+const SavepointsPrefix = Root + "savepoints/"
+
+// JobSavepointsPrefix is the prefix of one job's savepoint requests.
+func JobSavepointsPrefix(jobID string) string { return SavepointsPrefix + jobID + "/" }
+
+// SavepointKey is the key of one savepoint request.
+func SavepointKey(jobID, requestID string) string { return JobSavepointsPrefix(jobID) + requestID }
+
+// NewSavepointRequest allocates a savepoint request for Get and List.
+func NewSavepointRequest() *sabotv1.SavepointRequest { return new(sabotv1.SavepointRequest) }

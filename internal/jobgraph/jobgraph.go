@@ -138,7 +138,9 @@ func (g *Graph) Vertex(id string) *Vertex {
 // protovalidate (field ranges, required fields, unique ids, edge endpoints
 // exist) and checks what protovalidate cannot: cycles, arity of sources and
 // sinks, forward edges between unequal parallelism, parallelism above
-// max_parallelism, key fields and expressions against the schemas. The error
+// max_parallelism, key fields and expressions against the schemas, and
+// checkpointing, the restart strategy and each Kafka sink's delivery
+// guarantee against each other (see faultTolerance). The error
 // is an Errors listing every problem found, each naming its vertex and field.
 func Resolve(spec *sabotv1.JobSpec) (*Graph, error) {
 	r := resolver{spec: spec}
@@ -164,6 +166,7 @@ func (r *resolver) resolve() *Graph {
 		r.fail("", "graph.vertices", "a job needs at least one vertex")
 		return nil
 	}
+	r.faultTolerance()
 	maxP := int(spec.GetMaxParallelism())
 	if maxP == 0 {
 		maxP = DefaultMaxParallelism

@@ -19,7 +19,7 @@ func kafkaSourceKeys() []string {
 }
 func fileSourceKeys() []string { return []string{"path", "format", "columns", "event_time"} }
 func kafkaSinkKeys() []string {
-	return []string{"brokers", "topic", "key_fields", "partitioner", "format"}
+	return []string{"brokers", "topic", "key_fields", "partitioner", "format", "delivery", "transaction_timeout_ms", "broker_max_transaction_timeout_ms", "transactional_id_prefix"}
 }
 func eventTimeKeys() []string {
 	return []string{"timestamp_field", "max_out_of_orderness_ms", "monotonous", "punctuated_marker_field", "idle_timeout_ms", "interval_ms"}
@@ -203,6 +203,16 @@ func (d *decoder) kafkaSink(e entry) (*sabotv1.KafkaSink, bool) {
 			if i, good := d.enum(x, []string{"json"}); good {
 				k.Format = sabotv1.RecordFormat(i + 1)
 			}
+		case "delivery":
+			if i, good := d.enum(x, deliveries()); good {
+				k.Delivery = sabotv1.DeliveryGuarantee(i + 1)
+			}
+		case "transaction_timeout_ms":
+			k.TransactionTimeoutMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+		case "broker_max_transaction_timeout_ms":
+			k.BrokerMaxTransactionTimeoutMs, _ = d.integer(x, math.MinInt64, math.MaxInt64)
+		case "transactional_id_prefix":
+			k.TransactionalIdPrefix, _ = d.text(x, "a transactional id prefix")
 		}
 	}
 	return k, ok

@@ -18,7 +18,7 @@ import (
 // be silently ignored and the job would run with a default nobody chose.
 // (Functions rather than package variables, so nothing can modify them.)
 func jobKeys() []string {
-	return []string{"name", "parallelism", "max_parallelism", "state_backend", "labels", "steps"}
+	return []string{"name", "parallelism", "max_parallelism", "state_backend", "checkpointing", "restart_strategy", "labels", "steps"}
 }
 
 func stepKeys() []string {
@@ -390,6 +390,10 @@ func (d *decoder) job(root ast.Node) *sabotv1.JobSpec {
 			if i, good := d.enum(e, []string{"heap", "pebble"}); good {
 				spec.StateBackend = sabotv1.StateBackend(i + 1)
 			}
+		case "checkpointing":
+			spec.Checkpointing = d.checkpointing(e)
+		case "restart_strategy":
+			spec.RestartStrategy = d.restartStrategy(e)
 		case "steps":
 			d.stepList(e)
 		}

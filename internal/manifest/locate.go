@@ -58,7 +58,12 @@ func (d *decoder) violations(err error) {
 			path += ".end"
 		}
 		field, p := d.locate(path)
-		d.errorf(p, field, "%s", violationMsg(v))
+		msg := violationMsg(v)
+		if rest, ok := strings.CutPrefix(path, field+"."); ok && field != "" {
+			// The key was left out (a default broke the rule): name it.
+			msg = rest + " " + msg
+		}
+		d.errorf(p, field, "%s", msg)
 	}
 }
 
@@ -154,6 +159,13 @@ func (d *decoder) manifestPath(el []elem) (path string, isExpr bool) {
 			return childPath("labels", el[0].key), false
 		}
 		return "labels", false
+	case "checkpointing", "restart_strategy":
+		// Written key for key as the proto nests them.
+		path := ""
+		for _, e := range el {
+			path = childPath(path, e.name)
+		}
+		return path, false
 	case "graph":
 	default:
 		return "", false

@@ -204,8 +204,8 @@ steps:
 		want: `job.yaml:6:5: steps[1].paralelism: unknown key, did you mean "parallelism"? (allowed: id, inputs, partitioning, key_by, parallelism, sequence, nexmark, kafka_source, file_source, map, filter, keyed_aggregate, window, process, print, file, blackhole, kafka_sink)`,
 	}, {
 		name: "unknown top-level key without a near miss",
-		src:  "name: ok\ncheckpointing: exactly_once\n" + seqPrint[len("name: ok\n"):],
-		want: `job.yaml:2:1: checkpointing: unknown key (allowed: name, parallelism, max_parallelism, state_backend, labels, steps)`,
+		src:  "name: ok\nsavepoints: hourly\n" + seqPrint[len("name: ok\n"):],
+		want: `job.yaml:2:1: savepoints: unknown key (allowed: name, parallelism, max_parallelism, state_backend, checkpointing, restart_strategy, labels, steps)`,
 	}, {
 		name: "negative parallelism",
 		src: `name: ok
@@ -586,6 +586,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(seqPrint))
+	f.Add([]byte("name: eo\ncheckpointing: {interval_ms: 1000, unaligned: true}\nrestart_strategy: {exponential_delay: {multiplier: 1.5}}\n" +
+		"steps:\n  - id: n\n    sequence: {}\n  - id: k\n    kafka_sink: {brokers: [b], topic: t, delivery: exactly_once}\n"))
 	f.Add([]byte("name: &a x\nsteps: [*a, {<<: *a}, {id: b, inputs: [b], map: {a.b: \"x\\ty\"}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		spec, err := manifest.Parse("fuzz.yaml", data)

@@ -32,6 +32,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sabotdev/sabot/gateway"
+	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/etcdserver"
 	"github.com/sabotdev/sabot/scheduler"
 	"github.com/sabotdev/sabot/worker"
@@ -113,6 +114,7 @@ type Platform struct {
 	workers   []*worker.Worker
 	kafka     *kfake.Cluster
 	blobDir   string
+	blob      *blob.FileStore
 }
 
 // Start starts every part and returns once the gateway serves, the workers
@@ -140,6 +142,9 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	p.blobDir = filepath.Join(cfg.DataDir, "blobs")
 	if err := os.MkdirAll(p.blobDir, 0o755); err != nil {
 		return nil, fmt.Errorf("platform: blob dir: %w", err)
+	}
+	if p.blob, err = blob.OpenFile(p.blobDir); err != nil {
+		return nil, fmt.Errorf("platform: blob store: %w", err)
 	}
 
 	p.endpoints = cfg.EtcdEndpoints
@@ -182,6 +187,8 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	for i := range cfg.Workers {
 		w, werr := worker.Start(ctx, worker.Config{
 			Etcd:     p.cli,
+			Blob:     p.blob,
+			StateDir: filepath.Join(cfg.DataDir, "state"),
 			Slots:    cfg.Slots,
 			LeaseTTL: cfg.LeaseTTL,
 			PrintOut: cfg.PrintOut,
@@ -276,6 +283,11 @@ func (p *Platform) Close(ctx context.Context) error {
 	}
 	if p.etcd != nil {
 		p.etcd.Close()
+	}
+	if p.blob != nil {
+		if err := p.blob.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

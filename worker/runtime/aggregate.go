@@ -105,8 +105,8 @@ func newAggregateOp(spec *sabotv1.KeyedAggregate, v *jobgraph.Vertex, info TaskI
 	return a, nil
 }
 
-func (a *aggregateOp) Open(context.Context) error {
-	if err := a.st.open(); err != nil {
+func (a *aggregateOp) Open(ctx context.Context) error {
+	if err := a.st.open(ctx); err != nil {
 		return err
 	}
 	var err error
@@ -358,3 +358,5 @@ func (c *accCodec) Decode(src []byte) ([]aggAcc, error) {
 	}
 	return c.scratch, nil
 }
+
+func (a *aggregateOp) keyedStateOf() *keyedState { return a.st }

@@ -87,6 +87,13 @@ type Config struct {
 	// for incremental aggregation.
 	WindowFunctions map[string]WindowFunctionFactory
 
+	// Checkpoints enables the checkpoints JobSpec.checkpointing asks for:
+	// the blob store, the committer and what to restore. Nil runs the job
+	// without checkpoints even if the spec enables them.
+	Checkpoints *CheckpointOptions
+	// Control, if set with Checkpoints, takes savepoint requests.
+	Control *Control
+
 	// operatorHook, if set and returning non-nil, replaces a vertex's
 	// operator: in-package tests and benchmarks use it for sinks the
 	// contract has no kind for (counting, discarding).
@@ -140,6 +147,9 @@ func (c Config) Validate() error {
 		if name == "" || f == nil {
 			errs = append(errs, fmt.Errorf("runtime: config: window function %q has an empty name or a nil factory", name))
 		}
+	}
+	if cp := c.Checkpoints; cp != nil && (cp.Store == nil || cp.Committer == nil) {
+		errs = append(errs, errors.New("runtime: config: Checkpoints needs a Store and a Committer"))
 	}
 	if c.Graph != nil {
 		if err := checkSubtasks(c.Graph, c.Subtasks); err != nil {

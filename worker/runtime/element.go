@@ -25,9 +25,11 @@ const (
 	// this channel. It is the last element of every channel of a bounded
 	// job.
 	KindEndOfInput
-	// KindBarrier is reserved for checkpoint barriers (next milestone):
-	// Element will gain a CheckpointID field, and input gates will align
-	// on it. Nothing sends it yet.
+	// KindBarrier carries Element.Checkpoint: a checkpoint barrier. Every
+	// record the sender emitted before it belongs to that checkpoint's
+	// snapshot, none after it. Sources inject barriers; a task with
+	// several input channels aligns them (exactly-once) or not
+	// (at-least-once) before it snapshots and forwards the barrier.
 	KindBarrier
 	// KindWatermarkStatus carries Element.Idle: the sending subtask's
 	// watermark status (Flink's WatermarkStatus). An idle sender is left
@@ -81,6 +83,18 @@ type Element struct {
 	// records the batch derives from (Unix nanoseconds), carried through
 	// chains and exchanges so sinks can measure event-to-output latency.
 	Origin int64
+	// Checkpoint is set for KindBarrier: the checkpoint id.
+	Checkpoint int64
+	// Savepoint is set for a KindBarrier of a savepoint: its name (the
+	// directory under savepoints/ in the blob store).
+	Savepoint string
+	// Unaligned marks a barrier of an unaligned checkpoint: it overtook
+	// the elements buffered before it.
+	Unaligned bool
+	// seq numbers the elements of one channel (set by the exchange): a
+	// priority element carries the number of the last element sent
+	// before it.
+	seq uint64
 }
 
 // BatchElement returns an element carrying rec (and the caller's reference
@@ -93,6 +107,9 @@ func WatermarkElement(wm int64) Element { return Element{Kind: KindWatermark, Wa
 // WatermarkStatusElement returns a watermark status element: idle (true)
 // or active (false).
 func WatermarkStatusElement(idle bool) Element { return Element{Kind: KindWatermarkStatus, Idle: idle} }
+
+// BarrierElement returns a barrier of checkpoint id.
+func BarrierElement(id int64) Element { return Element{Kind: KindBarrier, Checkpoint: id} }
 
 // EndOfInputElement returns an end-of-input element.
 func EndOfInputElement() Element { return Element{Kind: KindEndOfInput} }

@@ -25,6 +25,12 @@ type Sender interface {
 	// first; the reference is released on error, so the caller never
 	// releases after Send.
 	Send(ctx context.Context, el Element) error
+	// SendPriority hands a control element (an unaligned checkpoint's
+	// barrier) to the receiver ahead of everything buffered: it takes no
+	// credit and is received before any queued element. The element
+	// carries the sequence number of the last element sent before it, so
+	// the receiver knows which buffered elements it overtook.
+	SendPriority(ctx context.Context, el Element) error
 }
 
 // Exchange provides the channels of one job attempt's non-chained edges.
@@ -42,31 +48,162 @@ type envelope struct {
 	el      Element
 }
 
+// stashed is an element held back in a gate, with its arrival order.
+type stashed struct {
+	el      Element
+	arrival uint64
+}
+
+// overtaker is a Gate whose buffered elements can be inspected: an
+// unaligned checkpoint stores the elements its barrier overtook.
+type overtaker interface {
+	// Buffered calls fn for every element of channel c waiting in the
+	// gate, in order, without taking them.
+	Buffered(c int, fn func(el Element))
+}
+
+// blocker is a Gate that can hold back channels: checkpoint barrier
+// alignment blocks each channel whose barrier arrived until every channel
+// delivered it. Elements of a blocked channel stay buffered (bounded by
+// the channel's credits) and come out, in order, once it is unblocked.
+type blocker interface {
+	Block(channel int)
+	UnblockAll()
+}
+
 // localGate is one receiving subtask's input buffer: a bounded Go channel
-// shared by all its senders. Bounded by QueueCapacity elements per
-// receiving subtask, however many senders there are.
+// shared by all its senders, plus per-channel credits. A sender takes one
+// of its channel's credits per element and the receiver returns it when
+// Recv hands the element out, so a channel never has more than its
+// credits in the gate, even while alignment holds it back (its elements
+// then wait in the channel's stash, not in the shared queue, so the other
+// channels keep flowing). The shared queue holds QueueCapacity elements
+// per receiving subtask, however many senders there are.
 type localGate struct {
 	ch       chan envelope
 	channels int
+	credits  []chan struct{} // per channel; nil: unlimited (tests)
+	blocked  []bool
+	stash    [][]stashed // per channel: received while blocked, in order
+	nstash   int
+	arrivals uint64 // stashed elements so far: their arrival order
+	prio     chan envelope // priority elements, ahead of everything
+	sent     []uint64      // per channel: elements sent; each index is written by its one sender only
+}
+
+func newLocalGate(channels, capacity int) *localGate {
+	g := &localGate{ch: make(chan envelope, capacity), channels: channels,
+		credits: make([]chan struct{}, channels), blocked: make([]bool, channels), stash: make([][]stashed, channels),
+		prio: make(chan envelope, channels*16), sent: make([]uint64, channels)}
+	for i := range g.credits {
+		g.credits[i] = make(chan struct{}, capacity)
+	}
+	return g
 }
 
 func (g *localGate) NumChannels() int { return g.channels }
 
+// Block holds back channel c's elements until UnblockAll.
+func (g *localGate) Block(c int) {
+	if g.blocked == nil {
+		g.blocked, g.stash = make([]bool, g.channels), make([][]stashed, g.channels)
+	}
+	g.blocked[c] = true
+}
+
+// UnblockAll releases every channel; stashed elements come out first.
+func (g *localGate) UnblockAll() { clear(g.blocked) }
+
 func (g *localGate) Recv(ctx context.Context) (int, Element, error) {
 	select {
-	case env := <-g.ch:
+	case env := <-g.prio:
 		return env.channel, env.el, nil
-	case <-ctx.Done():
-		return 0, Element{}, ctx.Err()
+	default:
+	}
+	if g.nstash > 0 {
+		// The oldest stashed element of an unblocked channel: channels
+		// are served in arrival order, so none starves.
+		best := -1
+		for c, st := range g.stash {
+			if len(st) > 0 && !g.blocked[c] && (best < 0 || st[0].arrival < g.stash[best][0].arrival) {
+				best = c
+			}
+		}
+		if best >= 0 {
+			st := g.stash[best]
+			el := st[0].el
+			st[0] = stashed{}
+			g.stash[best] = st[1:]
+			g.nstash--
+			g.credit(best)
+			return best, el, nil
+		}
+	}
+	for {
+		select {
+		case env := <-g.prio:
+			return env.channel, env.el, nil
+		case env := <-g.ch:
+			if g.blocked != nil && g.blocked[env.channel] {
+				g.stashEnv(env)
+				continue
+			}
+			g.credit(env.channel)
+			return env.channel, env.el, nil
+		case <-ctx.Done():
+			return 0, Element{}, ctx.Err()
+		}
+	}
+}
+
+// Buffered implements overtaker: the queue is moved into the per-channel
+// stashes (which Recv serves first, so per-channel order holds), and
+// channel c's stash is visited.
+func (g *localGate) Buffered(c int, fn func(el Element)) {
+	if g.blocked == nil {
+		g.blocked, g.stash = make([]bool, g.channels), make([][]stashed, g.channels)
+	}
+	for moved := true; moved; {
+		select {
+		case env := <-g.ch:
+			g.stashEnv(env)
+		default:
+			moved = false
+		}
+	}
+	for _, st := range g.stash[c] {
+		fn(st.el)
+	}
+}
+
+func (g *localGate) stashEnv(env envelope) {
+	g.arrivals++
+	g.stash[env.channel] = append(g.stash[env.channel], stashed{el: env.el, arrival: g.arrivals})
+	g.nstash++
+}
+
+// credit returns one credit of channel c to its sender.
+func (g *localGate) credit(c int) {
+	if g.credits != nil {
+		<-g.credits[c]
 	}
 }
 
 // drain releases whatever is still buffered. Only called once no task is
 // running.
 func (g *localGate) drain() {
+	for c, st := range g.stash {
+		for _, e := range st {
+			e.el.release()
+		}
+		g.stash[c] = nil
+	}
+	g.nstash = 0
 	for {
 		select {
 		case env := <-g.ch:
+			env.el.release()
+		case env := <-g.prio:
 			env.el.release()
 		default:
 			return
@@ -80,8 +217,33 @@ type localSender struct {
 }
 
 func (s localSender) Send(ctx context.Context, el Element) error {
+	if s.gate.sent != nil {
+		s.gate.sent[s.channel]++
+		el.seq = s.gate.sent[s.channel]
+	}
+	if s.gate.credits != nil {
+		select {
+		case s.gate.credits[s.channel] <- struct{}{}:
+		case <-ctx.Done():
+			el.release()
+			return ctx.Err()
+		}
+	}
 	select {
 	case s.gate.ch <- envelope{channel: s.channel, el: el}:
+		return nil
+	case <-ctx.Done():
+		el.release()
+		return ctx.Err()
+	}
+}
+
+func (s localSender) SendPriority(ctx context.Context, el Element) error {
+	if s.gate.sent != nil {
+		el.seq = s.gate.sent[s.channel]
+	}
+	select {
+	case s.gate.prio <- envelope{channel: s.channel, el: el}:
 		return nil
 	case <-ctx.Done():
 		el.release()
@@ -108,7 +270,7 @@ func newLocalExchange(g *jobgraph.Graph, capacity int) *localExchange {
 		}
 		gs := make([]*localGate, v.Parallelism)
 		for i := range gs {
-			gs[i] = &localGate{ch: make(chan envelope, capacity), channels: n}
+			gs[i] = newLocalGate(n, capacity)
 		}
 		x.gates[v] = gs
 	}

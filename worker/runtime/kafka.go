@@ -282,7 +282,7 @@ type kafkaSink struct {
 	lastFlush time.Time
 }
 
-func newKafkaSink(spec *sabotv1.KafkaSink, v *jobgraph.Vertex, info TaskInfo, e *env) (*kafkaSink, error) {
+func newKafkaSink(spec *sabotv1.KafkaSink, v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error) {
 	cfg := kafka.SinkConfig{
 		Brokers:    spec.GetBrokers(),
 		Topic:      spec.GetTopic(),
@@ -301,6 +301,9 @@ func newKafkaSink(spec *sabotv1.KafkaSink, v *jobgraph.Vertex, info TaskInfo, e 
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if spec.GetDelivery() == sabotv1.DeliveryGuarantee_DELIVERY_GUARANTEE_EXACTLY_ONCE {
+		return newKafkaTxnSink(spec, cfg, v, info, e)
 	}
 	return &kafkaSink{cfg: cfg, clock: e.clock}, nil
 }
@@ -362,3 +365,4 @@ func (s *kafkaSink) Close() error {
 	s.sink = nil
 	return err
 }
+

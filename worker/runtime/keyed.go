@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/jonboulle/clockwork"
 
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
 	"github.com/sabotdev/sabot/worker/state"
@@ -399,12 +401,21 @@ type keyedState struct {
 
 	backend state.Backend
 	keyed   *state.Keyed
+
+	// Checkpoints (nil cp: none).
+	cp       *checkpointing
+	subtask  int
+	instance string // names this DB lineage's shared files
+	mu       keyedCheckpointState
 }
 
 func newKeyedState(v *jobgraph.Vertex, info TaskInfo, e *env) *keyedState {
 	k := &keyedState{
 		operatorID: v.ID,
 		kind:       e.stateBackend,
+		cp:         e.cp,
+		subtask:    info.Subtask,
+		instance:   newInstanceID(),
 		cfg: state.Config{
 			KeyGroups: state.KeyGroupRange{Start: uint16(info.KeyGroupStart), End: uint16(info.KeyGroupEnd + 1)},
 			Clock:     e.clock,
@@ -421,7 +432,7 @@ func newKeyedState(v *jobgraph.Vertex, info TaskInfo, e *env) *keyedState {
 // open creates the backend. A pebble directory starts empty: until
 // checkpoints exist there is nothing to restore, and whatever an earlier
 // run left there is stale.
-func (k *keyedState) open() error {
+func (k *keyedState) open(ctx context.Context) error {
 	var err error
 	switch k.kind {
 	case sabotv1.StateBackend_STATE_BACKEND_PEBBLE:
@@ -437,6 +448,12 @@ func (k *keyedState) open() error {
 	}
 	if err != nil {
 		return err
+	}
+	k.mu.uploaded = map[int64]*clusterv1.PebbleStateHandle{}
+	if k.cp != nil {
+		if err := k.restoreKeyed(ctx); err != nil {
+			return fmt.Errorf("runtime: restore state of %s[%d]: %w", k.operatorID, k.subtask, err)
+		}
 	}
 	k.keyed, err = state.NewKeyed(k.backend, k.operatorID)
 	return err
@@ -466,6 +483,9 @@ func (k *keyedState) close() error {
 	if k.dir != "" {
 		if rerr := os.RemoveAll(k.dir); rerr != nil && err == nil {
 			err = fmt.Errorf("runtime: remove state directory: %w", rerr)
+		}
+		if rerr := os.RemoveAll(k.dir + ".chk"); rerr != nil && err == nil {
+			err = fmt.Errorf("runtime: remove checkpoint directory: %w", rerr)
 		}
 	}
 	return err

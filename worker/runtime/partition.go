@@ -105,6 +105,17 @@ func (w *edgeWriter) broadcast(ctx context.Context, el Element) error {
 	return nil
 }
 
+// broadcastPriority sends el ahead of everything buffered at every
+// receiver (an unaligned checkpoint's barrier).
+func (w *edgeWriter) broadcastPriority(ctx context.Context, el Element) error {
+	for _, s := range w.senders {
+		if err := s.SendPriority(ctx, el); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (w *edgeWriter) EmitWatermark(ctx context.Context, wm int64) error {
 	return w.broadcast(ctx, WatermarkElement(wm))
 }

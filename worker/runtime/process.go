@@ -295,8 +295,8 @@ func timestampColumn(in *arrow.Schema, name string) (int, error) {
 	return -1, nil
 }
 
-func (p *processOp) Open(context.Context) error {
-	if err := p.st.open(); err != nil {
+func (p *processOp) Open(ctx context.Context) error {
+	if err := p.st.open(ctx); err != nil {
 		return err
 	}
 	var err error
@@ -826,3 +826,5 @@ func (c *Collector) release() {
 	c.bs = nil
 	c.rows = 0
 }
+
+func (p *processOp) keyedStateOf() *keyedState { return p.st }

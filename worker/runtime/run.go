@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/pprof"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jonboulle/clockwork"
 
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
 )
@@ -41,6 +43,8 @@ type env struct {
 	// noPanes makes every window take the general operator (tests compare
 	// the two implementations).
 	noPanes bool
+	// cp is the attempt's checkpointing; nil without.
+	cp *checkpointing
 }
 
 // Run runs the job's subtasks placed here until they all finish, ctx is
@@ -87,6 +91,21 @@ func Run(ctx context.Context, cfg Config) error {
 		functions:       cfg.Functions,
 		windowFunctions: cfg.WindowFunctions,
 	}
+	var (
+		coord *coordinator
+		set   checkpointSettings
+	)
+	if cfg.Checkpoints != nil && g.Spec.GetCheckpointing() != nil {
+		set = settingsOf(g.Spec.GetCheckpointing())
+		e.cp = &checkpointing{
+			jobID: cfg.JobID, attempt: cfg.Attempt, store: cfg.Checkpoints.Store, atLeast: set.atLeastOnce,
+			uploads: make(chan func(context.Context), 64), maxP: g.MaxParallelism,
+			restore: map[subtaskKey][]*clusterv1.OperatorSnapshot{},
+		}
+		if err := e.cp.indexRestore(g, cfg.Checkpoints); err != nil {
+			return err
+		}
+	}
 	x := newLocalExchange(g, cfg.QueueCapacity)
 	// Batches still queued when tasks stop early (cancel, failure) are
 	// released once nobody can touch the queues any more.
@@ -99,12 +118,30 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Logger.Debug("runtime: starting job", "job", cfg.JobID, "attempt", cfg.Attempt, "tasks", len(tasks))
 
 	grp := newTaskGroup(ctx)
+	var (
+		stopCheckpoints func()
+		stopped         atomic.Bool // by a completed stop-with-savepoint
+	)
+	if e.cp != nil {
+		coord = newCoordinator(cfg, set, tasks)
+		coord.stop = func() { stopped.Store(true); grp.cancel() }
+		e.cp.acks, e.cp.finished = coord.acks, coord.finished
+		stopCheckpoints = startCheckpointing(grp, coord, e.cp)
+	}
 	for _, t := range tasks {
+		t.cp = e.cp
 		grp.Go(t.exec, "job", cfg.JobID, "vertex", t.info.VertexID, "subtask", strconv.Itoa(t.info.Subtask))
 	}
 	taskErr := grp.Wait()
+	if stopCheckpoints != nil {
+		stopCheckpoints()
+	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if stopped.Load() && taskErr == nil {
+		cfg.Logger.Info("runtime: job stopped with a savepoint", "job", cfg.JobID, "attempt", cfg.Attempt)
+		return nil
 	}
 	if taskErr != nil {
 		return taskErr
@@ -120,7 +157,7 @@ func buildTasks(cfg Config, x Exchange, e *env) ([]*task, error) {
 			continue
 		}
 		for s := range v.Parallelism {
-			t := &task{onState: cfg.OnTaskState, clock: cfg.Clock}
+			t := &task{onState: cfg.OnTaskState, clock: cfg.Clock, triggers: make(chan trigger, 16)}
 			t.info = taskInfo(cfg, v, s)
 			// Constructors only compile and check; they acquire nothing
 			// (Open does), so a failure here leaves nothing to close.
@@ -132,6 +169,9 @@ func buildTasks(cfg Config, x Exchange, e *env) ([]*task, error) {
 			if v.Kind == jobgraph.KindSource {
 				if t.source, err = newSource(v, t.info, e); err != nil {
 					return nil, t.taskError(tagVertex(v.ID, err))
+				}
+				if _, ok := t.source.(snapshotter); e.cp != nil && !ok {
+					return nil, t.taskError(tagVertex(v.ID, fmt.Errorf("this source kind does not support checkpoints yet (supported: kafka_source, sequence); remove checkpointing or change the source")))
 				}
 			} else {
 				t.gate = x.Gate(v, s)
@@ -222,6 +262,17 @@ func (g *taskGroup) Go(fn func(ctx context.Context) error, labels ...string) {
 			g.cancel()
 		})
 	}()
+}
+
+// fail records err as the group's failure (unless one is recorded) and
+// cancels the group.
+func (g *taskGroup) fail(err error) {
+	g.mu.Lock()
+	if g.mu.err == nil {
+		g.mu.err = err
+	}
+	g.mu.Unlock()
+	g.cancel()
 }
 
 // Wait waits for every goroutine and returns the first failure.

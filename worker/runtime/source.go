@@ -47,11 +47,13 @@ type sequence struct {
 	t0      time.Time
 	emitted int64 // rows emitted, for pacing
 
+	subtask, parallelism int
+
 }
 
 func newSequence(spec *sabotv1.SequenceSource, info TaskInfo, env *env) *sequence {
 	p, i := uint64(info.Parallelism), uint64(info.Subtask)
-	s := &sequence{mem: env.mem, clock: env.clock, batchSize: env.batchSize}
+	s := &sequence{mem: env.mem, clock: env.clock, batchSize: env.batchSize, subtask: info.Subtask, parallelism: info.Parallelism}
 	if spec.End != nil {
 		// n = end-start+1 may be 2^64: then hi:lo = i·2^64 exactly.
 		n := uint64(spec.GetEnd()) - uint64(spec.GetStart()) + 1
@@ -88,11 +90,22 @@ func newSequence(spec *sabotv1.SequenceSource, info TaskInfo, env *env) *sequenc
 }
 
 func (s *sequence) Open(context.Context) error {
-	s.t0 = s.clock.Now()
+	// Pacing resumes where a restored position left off.
+	s.t0 = s.rowTimeOrigin()
 	return nil
 }
 
 func (s *sequence) Close() error { return nil }
+
+// rowTimeOrigin is t0 such that the rows already emitted (a restored
+// position) were due by now.
+func (s *sequence) rowTimeOrigin() time.Time {
+	now := s.clock.Now()
+	if s.rate == 0 || s.emitted == 0 {
+		return now
+	}
+	return now.Add(-time.Duration(float64(s.emitted) / s.rate * float64(time.Second)))
+}
 
 // rowTime is when row k of this subtask is due.
 func (s *sequence) rowTime(k int64) time.Time {

@@ -193,6 +193,13 @@ type task struct {
 	onState func(vertexID string, subtask int32, state sabotv1.TaskState)
 	clock   clockwork.Clock
 
+	// Checkpoints (cp nil: none). A source task takes triggers between
+	// Next calls; an input task aligns barriers.
+	cp       *checkpointing
+	triggers chan trigger
+	align    alignment
+	ua       *unalignedCheckpoint // unaligned checkpoint in progress
+
 	// origin is when the source began producing the batch being processed
 	// (Element.Origin): set per source Next call in a source task, per
 	// received batch otherwise; read by the task's edge writers and sinks.
@@ -211,6 +218,14 @@ func (t *task) report(s sabotv1.TaskState) {
 // exec runs the task and turns a failure into a *TaskError.
 func (t *task) exec(ctx context.Context) error {
 	err := t.run(ctx)
+	if err == nil && t.cp != nil {
+		// Later checkpoints no longer wait for this task's subtasks.
+		keys := make([]subtaskKey, len(t.nodes))
+		for i, n := range t.nodes {
+			keys[i] = subtaskKey{n.vertex.ID, t.info.Subtask}
+		}
+		t.cp.finished <- keys // buffered for every task
+	}
 	if err == nil || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
 		return err
 	}
@@ -263,6 +278,9 @@ func (t *task) run(ctx context.Context) (err error) {
 // open opens operators tail first, so that a downstream operator is ready
 // before anything upstream can emit (as Flink).
 func (t *task) open(ctx context.Context) error {
+	if err := t.restoreOperators(ctx); err != nil {
+		return err
+	}
 	for i := len(t.nodes) - 1; i >= 0; i-- {
 		n := t.nodes[i]
 		if n.op == nil {
@@ -302,6 +320,13 @@ func (t *task) runSource(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		select {
+		case tr := <-t.triggers:
+			if err := t.sourceCheckpoint(ctx, tr); err != nil {
+				return err
+			}
+		default:
+		}
 		t.origin = time.Now().UnixNano()
 		done, err := t.source.Next(ctx, &t.head.out)
 		if err != nil {
@@ -324,6 +349,14 @@ func (t *task) runSource(ctx context.Context) error {
 
 func (t *task) runInput(ctx context.Context) error {
 	v := newValve(t.gate.NumChannels())
+	if err := t.replayChannelState(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if t.ua != nil {
+			t.ua.release()
+		}
+	}()
 	for v.open > 0 {
 		ch, el, err := t.recv(ctx)
 		if errors.Is(err, errWake) {
@@ -338,6 +371,9 @@ func (t *task) runInput(ctx context.Context) error {
 		switch el.Kind {
 		case KindBatch:
 			t.origin = el.Origin
+			if t.ua != nil && t.ua.recording[ch] {
+				t.ua.record(ch, el.Batch)
+			}
 			err := t.head.op.ProcessBatch(ctx, el.Batch, &t.head.out)
 			el.Batch.Release()
 			if err != nil {
@@ -355,9 +391,31 @@ func (t *task) runInput(ctx context.Context) error {
 			if err := t.forward(ctx, v.end(ch)); err != nil {
 				return err
 			}
+			// An ended channel no longer holds back an alignment.
+			if t.cp != nil && v.open > 0 {
+				if t.ua != nil {
+					t.ua.recording[ch] = false
+				}
+				if err := t.maybeAligned(ctx, v); err != nil {
+					return err
+				}
+				if err := t.maybeUnalignedDone(ctx, v); err != nil {
+					return err
+				}
+			}
 		case KindBarrier:
-			el.release()
-			return fmt.Errorf("runtime: checkpoint barriers are not supported yet")
+			if t.cp == nil {
+				return fmt.Errorf("runtime: checkpoint barrier %d on channel %d, but checkpointing is off", el.Checkpoint, ch)
+			}
+			if el.Unaligned {
+				if err := t.onUnalignedBarrier(ctx, ch, el, v); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := t.onBarrier(ctx, ch, el, v); err != nil {
+				return err
+			}
 		default:
 			el.release()
 			return fmt.Errorf("runtime: unknown element kind %s on channel %d", el.Kind, ch)

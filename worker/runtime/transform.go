@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/jobgraph"
 	"github.com/sabotdev/sabot/sql/expr"
@@ -199,5 +200,29 @@ func (f *filterOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out 
 // Close empties the pool, as mapOp's.
 func (f *filterOp) Close() error {
 	f.mem.Close()
+	return nil
+}
+
+// snapshotState forwards to the counted sink.
+func (c *sinkCounter) snapshotState(ctx context.Context, id int64) (*clusterv1.OperatorSnapshot, uploadFunc, error) {
+	if s, ok := c.Operator.(snapshotter); ok {
+		return s.snapshotState(ctx, id)
+	}
+	return nil, nil, nil
+}
+
+// checkpointComplete forwards to the counted sink.
+func (c *sinkCounter) checkpointComplete(ctx context.Context, id int64) error {
+	if l, ok := c.Operator.(completeListener); ok {
+		return l.checkpointComplete(ctx, id)
+	}
+	return nil
+}
+
+// restoreState forwards to the counted sink.
+func (c *sinkCounter) restoreState(ctx context.Context, snaps []*clusterv1.OperatorSnapshot) error {
+	if r, ok := c.Operator.(restorer); ok {
+		return r.restoreState(ctx, snaps)
+	}
 	return nil
 }

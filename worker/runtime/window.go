@@ -274,8 +274,8 @@ func newPaneOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskInfo,
 	return p, nil
 }
 
-func (p *paneOp) Open(context.Context) error {
-	if err := p.st.open(); err != nil {
+func (p *paneOp) Open(ctx context.Context) error {
+	if err := p.st.open(ctx); err != nil {
 		return err
 	}
 	var err error
@@ -559,3 +559,5 @@ func appendKeyColumn(b array.Builder, k Key, i int) error {
 	}
 	return nil
 }
+
+func (p *paneOp) keyedStateOf() *keyedState { return p.st }

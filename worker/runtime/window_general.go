@@ -353,8 +353,8 @@ func (g *generalWindowOp) evictor() (window.Evictor[element], error) {
 	}
 }
 
-func (g *generalWindowOp) Open(context.Context) error {
-	if err := g.st.open(); err != nil {
+func (g *generalWindowOp) Open(ctx context.Context) error {
+	if err := g.st.open(ctx); err != nil {
 		return err
 	}
 	asg, err := g.assigner()
@@ -675,3 +675,5 @@ func (c *freshWaccCodec) Decode(src []byte) ([]wacc, error) {
 	accs := make([]wacc, c.n)
 	return accs, (&waccCodec{n: c.n}).decodeInto(accs, src)
 }
+
+func (g *generalWindowOp) keyedStateOf() *keyedState { return g.st }

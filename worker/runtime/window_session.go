@@ -145,8 +145,8 @@ func newSessionOp(spec *sabotv1.WindowAggregate, v *jobgraph.Vertex, info TaskIn
 	return s, nil
 }
 
-func (s *sessionOp) Open(context.Context) error {
-	if err := s.st.open(); err != nil {
+func (s *sessionOp) Open(ctx context.Context) error {
+	if err := s.st.open(ctx); err != nil {
 		return err
 	}
 	var err error
@@ -506,3 +506,5 @@ func (c *sessionCodec) Decode(src []byte) (*sessionSet, error) {
 	}
 	return ss, nil
 }
+
+func (s *sessionOp) keyedStateOf() *keyedState { return s.st }

@@ -1,11 +1,9 @@
 package state
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"github.com/jonboulle/clockwork"
 )
@@ -184,6 +182,8 @@ type rawBackend interface {
 	newTable(spec *tableSpec) table
 	iterate(r KeyGroupRange, fn func(kg uint16, prefix, row, col, val []byte) error) error
 	deleteRange(r KeyGroupRange) error
+	// loader returns a writer of raw entries for a restore (restore.go).
+	loader() rawLoader
 	close() error
 }
 
@@ -263,14 +263,10 @@ func (b *base) iterate(r KeyGroupRange, skipExpired bool, fn func(e *Entry) erro
 		var op, name string
 		if reg, ok := b.specs[string(prefix)]; ok {
 			op, name = reg.spec.op, reg.spec.name
-			if skipExpired && reg.spec.ttl.fullSnapshot {
-				out, act := reg.spec.filter(val, now, scratch[:0])
-				switch act {
-				case remove:
+			if skipExpired {
+				var ok bool
+				if val, ok = reg.spec.snapshotValue(val, now, &scratch); !ok {
 					return nil
-				case replace:
-					val, scratch = out, out
-				case keep:
 				}
 			}
 		} else {
@@ -293,6 +289,25 @@ func (b *base) iterate(r KeyGroupRange, skipExpired bool, fn func(e *Entry) erro
 		e = Entry{KeyGroup: kg, Operator: op, State: name, Key: key, Namespace: ns, Column: col, Value: val}
 		return fn(&e)
 	})
+}
+
+// snapshotValue applies CleanupFullSnapshot to one stored entry of the
+// spec: it returns the value a snapshot holds, or false to leave the entry
+// out. A rewritten list is built in *scratch.
+func (s *tableSpec) snapshotValue(val []byte, now int64, scratch *[]byte) ([]byte, bool) {
+	if !s.ttl.fullSnapshot {
+		return val, true
+	}
+	out, act := s.filter(val, now, (*scratch)[:0])
+	switch act {
+	case remove:
+		return nil, false
+	case replace:
+		*scratch = out
+		return out, true
+	case keep:
+	}
+	return val, true
 }
 
 // DeleteKeyGroups implements Backend.
@@ -344,15 +359,6 @@ func (b *base) Close() error {
 	}
 	b.closed = true
 	return b.raw.close()
-}
-
-// sortedTables is the registry in prefix order (the heap's iteration
-// order).
-func (b *base) sortedTables() []*registered {
-	out := make([]*registered, 0, len(b.order))
-	out = append(out, b.order...)
-	slices.SortFunc(out, func(x, y *registered) int { return bytes.Compare(x.spec.prefix, y.spec.prefix) })
-	return out
 }
 
 // keyGroupKey is the 2-byte key that starts key group kg (kg may be

@@ -8,8 +8,11 @@
 // ListState, MapState, ReducingState, AggregatingState) and their codecs,
 // TTL, timer services, operator list and broadcast state, and the hooks
 // snapshots build on (IterateKeyGroups, SnapshotKeyGroups,
-// DeleteKeyGroups, Pebble.Checkpoint). It does not own the checkpoint
-// protocol, savepoint files, or the redistribution of state on rescale.
+// DeleteKeyGroups, Pebble.Checkpoint), and the keyed snapshots themselves:
+// taking, uploading and restoring them (canonical full snapshots, pebble
+// incremental checkpoints). It does not own the checkpoint protocol
+// (barriers, _metadata, which handles a subtask restores), or the
+// redistribution of operator state on rescale.
 //
 // # Ownership and concurrency
 //
@@ -86,13 +89,56 @@
 // on the heap backend that index is the table itself. Creating a service
 // on pebble loads the stored timers.
 //
+// # Snapshots and restore
+//
+// Two formats. The canonical one (FullSnapshot, canonical.go) is one
+// object of entries sorted by key group, with per-key-group offsets in
+// its handle: every savepoint, whichever backend, and the heap's
+// checkpoints. It is byte-identical from both backends and restores into
+// either. Pebble checkpoints are incremental (PebbleSnapshot): the files
+// of a pebble checkpoint, SSTs shared between checkpoints by name.
+//
+// Taking is synchronous, in the task goroutine, at the barrier; uploading
+// runs in another goroutine while the task goes on:
+//
+//	// task goroutine, barrier n:
+//	full, _ := state.TakeFullSnapshot(b, b.KeyGroups()) // heap: copies the state; pebble: O(1)
+//	inc, _ := p.TakeSnapshot(filepath.Join(tmp, "chk-n")) // pebble: flush + hard links
+//	// uploader goroutine:
+//	h, err := full.Upload(ctx, store, key)
+//	ph, uploaded, err := inc.Upload(ctx, store, privatePrefix, sharedKey, reuse)
+//	full.Release(); inc.Release()
+//
+// Release every snapshot after its Upload returned (or on abort). Closing
+// a pebble backend releases its full snapshots (a running Upload then
+// fails with ErrReleased); a PebbleSnapshot is files and survives it. A
+// FullSnapshot's lock is taken per 64 KiB of encoding, never while
+// Pebble's is held.
+//
+// Restore happens before any state or timer service is registered on the
+// backend (else ErrRestoreAfterRegister): RestoreFull once per canonical
+// handle overlapping the subtask's key groups (each reads only its
+// groups' bytes); for pebble, OpenPebbleRestored with the handle of the
+// largest overlap (download, open, cut to the range) and
+// RestorePebbleInto for any other. Restored entries keep their bytes
+// (TTL timestamps included); timers come back as timers. On the heap,
+// restored entries wait in per-table stores until their state is
+// registered, and are iterated and snapshotted meanwhile; a state's kind
+// is not stored, so it must be registered as the kind it was written as.
+// A failed restore leaves the backend partly filled: discard it.
+//
+// Pebble reuse rules (snapshot_pebble.go): reuse maps only from this DB's
+// own uploads or the handle it was restored from, and shared keys unique
+// to the DB instance.
+//
 // # Deferred
 //
-//   - The checkpoint protocol, asynchronous snapshots and the heap's
-//     copy-on-write (Heap documents the plan), incremental uploads of
-//     pebble SST files (Pebble.Checkpoint is the hook).
-//   - Rescale: restoring several key-group ranges into one backend and
-//     redistributing operator state (OperatorStore documents the rules).
+//   - The checkpoint protocol; the heap's copy-on-write (Heap documents
+//     the plan: TakeFullSnapshot copies the whole state today).
+//   - Ranged reads of canonical objects (the store verifies whole
+//     objects, so a sub-range restore streams the object and decodes its
+//     part), and compaction after a restore's key-group cut.
+//   - Redistributing operator state (OperatorStore documents the rules).
 //   - Timer indexes are in memory (O(timers)); on pebble a timer service
 //     does not see DeleteKeyGroups done after it was created.
 //   - State schema evolution and serializer snapshots.

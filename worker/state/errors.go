@@ -19,9 +19,21 @@ var ErrStateConflict = errors.New("state: state registered again with a differen
 var ErrInvalidDescriptor = errors.New("state: invalid state descriptor")
 
 // ErrCorrupt is returned when stored bytes cannot be decoded: a stored key
-// that does not follow the key layout, or a value shorter than its header.
+// that does not follow the key layout, a value shorter than its header, a
+// snapshot object that breaks the canonical format, or a snapshot handle
+// that does not match its objects (offsets, sizes, file names).
 var ErrCorrupt = errors.New("state: corrupt entry")
 
 // ErrReentrant is returned when AdvanceWatermark or AdvanceProcessingTime
 // is called from inside a timer callback.
 var ErrReentrant = errors.New("state: timers advanced from inside a timer callback")
+
+// ErrRestoreAfterRegister is returned by RestoreFull and RestorePebbleInto
+// when a state or timer service is already registered on the backend:
+// restores load raw entries and must come first, so that no handle or
+// in-memory timer index misses them.
+var ErrRestoreAfterRegister = errors.New("state: restore into a backend with registered states")
+
+// ErrReleased is returned by a snapshot's Upload after Release, or after
+// the backend it reads (pebble) was closed.
+var ErrReleased = errors.New("state: snapshot released")

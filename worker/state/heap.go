@@ -30,10 +30,18 @@ import (
 // of copying is a key group, which also bounds the pause. Timer queues are
 // not split by key group: a snapshot copies their pending timers (as
 // IterateKeyGroups does today, to sort them by key). Today rows are
-// updated in place.
+// updated in place, and TakeFullSnapshot encodes the whole state at the
+// take.
 type Heap struct {
 	*base
 	tables []heapStore
+	// restored holds the tables a restore filled that no operator has
+	// registered yet, by string(prefix): the kind of a state is not stored,
+	// so its table is adopted when the state is registered (newTable). A
+	// table is a timer queue when its name has the timer prefix (the name
+	// rule makes that unambiguous), a heapTable otherwise. They are in
+	// tables too, so DeleteKeyGroups reaches them, and iterate lists them.
+	restored map[string]heapStore
 }
 
 var _ Backend = (*Heap)(nil)
@@ -58,9 +66,18 @@ type heapStore interface {
 	sorted(r KeyGroupRange) func(kg uint16, fn func(row, col, val []byte) error) error
 	// dropKeyGroups deletes every entry of key groups r.
 	dropKeyGroups(r KeyGroupRange)
+	// copyTo copies the entries of key groups r into c, unsorted, for a
+	// snapshot (heap_snapshot.go).
+	copyTo(c *heapCopy, table int, r KeyGroupRange, keep keepFunc)
 }
 
 func (h *Heap) newTable(spec *tableSpec) table {
+	if t, ok := h.restored[string(spec.prefix)]; ok {
+		if adopted := adopt(t, spec); adopted != nil {
+			delete(h.restored, string(spec.prefix))
+			return adopted
+		}
+	}
 	var t heapStore
 	if spec.kind == kindTimer {
 		t = newHeapTimers(spec, h.cfg.KeyGroups)
@@ -522,16 +539,15 @@ func (h *Heap) iterate(r KeyGroupRange, fn func(kg uint16, prefix, row, col, val
 	if r.Start >= r.End {
 		return nil
 	}
-	tables := h.sortedTables()
+	tables := h.allTables()
 	walks := make([]func(kg uint16, fn func(row, col, val []byte) error) error, len(tables))
-	for i, reg := range tables {
-		t, _ := reg.t.(heapStore)
-		walks[i] = t.sorted(r)
+	for i, nt := range tables {
+		walks[i] = nt.t.sorted(r)
 	}
 	for kg := r.Start; kg < r.End; kg++ {
-		for i, reg := range tables {
+		for i, nt := range tables {
 			err := walks[i](kg, func(row, col, val []byte) error {
-				return fn(kg, reg.spec.prefix, row, col, val)
+				return fn(kg, nt.prefix, row, col, val)
 			})
 			if err != nil {
 				return err
@@ -539,6 +555,28 @@ func (h *Heap) iterate(r KeyGroupRange, fn func(kg uint16, prefix, row, col, val
 		}
 	}
 	return nil
+}
+
+// namedStore is a table with its prefix and, if registered, its spec.
+type namedStore struct {
+	prefix []byte
+	spec   *tableSpec // nil: restored, not registered yet
+	t      heapStore
+}
+
+// allTables returns the registered tables and the restored ones no
+// operator has registered yet, in prefix order (the iteration order).
+func (h *Heap) allTables() []namedStore {
+	tables := make([]namedStore, 0, len(h.order)+len(h.restored))
+	for _, reg := range h.order {
+		t, _ := reg.t.(heapStore)
+		tables = append(tables, namedStore{reg.spec.prefix, reg.spec, t})
+	}
+	for p, t := range h.restored {
+		tables = append(tables, namedStore{view(p), nil, t})
+	}
+	slices.SortFunc(tables, func(x, y namedStore) int { return bytes.Compare(x.prefix, y.prefix) })
+	return tables
 }
 
 func (h *Heap) deleteRange(r KeyGroupRange) error {
@@ -549,6 +587,6 @@ func (h *Heap) deleteRange(r KeyGroupRange) error {
 }
 
 func (h *Heap) close() error {
-	h.tables = nil
+	h.tables, h.restored = nil, nil
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -20,6 +21,15 @@ import (
 type Pebble struct {
 	*base
 	db *pebble.DB
+
+	// mu guards the full snapshots reading db (TakeFullSnapshot): Close
+	// releases them before closing db, so an upload still running fails
+	// with ErrReleased instead of reading a closed DB. Lock order:
+	// Pebble.mu is never held while taking a FullSnapshot's mu.
+	mu struct {
+		sync.Mutex
+		snaps map[*FullSnapshot]struct{}
+	}
 }
 
 var _ Backend = (*Pebble)(nil)
@@ -32,12 +42,7 @@ func OpenPebble(dir string, cfg Config) (*Pebble, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &pebble.Options{
-		DisableWAL: true,
-		Merger:     pebble.DefaultMerger,
-		Logger:     pebbleLogger{log: cfg.Logger},
-	}
-	db, err := pebble.Open(dir, opts)
+	db, err := pebble.Open(dir, pebbleOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("state: open pebble in %s: %w", dir, err)
 	}
@@ -46,12 +51,22 @@ func OpenPebble(dir string, cfg Config) (*Pebble, error) {
 	return p, nil
 }
 
+// pebbleOptions are the options of every DB the backend opens, read-only
+// checkpoints (RestorePebbleInto) included: the merger's name is checked
+// against the one the DB was written with.
+func pebbleOptions(cfg Config) *pebble.Options {
+	return &pebble.Options{
+		DisableWAL: true,
+		Merger:     pebble.DefaultMerger,
+		Logger:     pebbleLogger{log: cfg.Logger},
+	}
+}
+
 // Checkpoint flushes the memtable and writes a pebble checkpoint (hard
 // links to the SST files, plus MANIFEST and OPTIONS) into dir, which must
-// not exist yet. The result opens with OpenPebble. It is the hook the
-// checkpoint milestone builds incremental uploads on (SST files are
-// immutable and shared between checkpoints). Call it from the owning
-// goroutine.
+// not exist yet. The result opens with OpenPebble. TakeSnapshot builds
+// incremental checkpoints on it (SST files are immutable and shared
+// between checkpoints). Call it from the owning goroutine.
 func (p *Pebble) Checkpoint(dir string) error {
 	if p.closed {
 		return ErrClosed
@@ -273,7 +288,15 @@ func (p *Pebble) deleteRange(r KeyGroupRange) error {
 }
 
 func (p *Pebble) close() error {
-	return wrapPebble("close", p.db.Close())
+	p.mu.Lock()
+	snaps := p.mu.snaps
+	p.mu.snaps = nil
+	p.mu.Unlock()
+	var err error
+	for s := range snaps {
+		err = errors.Join(err, s.release())
+	}
+	return errors.Join(err, wrapPebble("close", p.db.Close()))
 }
 
 // pebbleLogger sends pebble's log lines to slog.

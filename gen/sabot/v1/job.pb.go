@@ -939,8 +939,11 @@ type JobSpec struct {
 	// What happens when a task fails. Unset: with checkpointing, fixed delay
 	// (unlimited attempts, 1 s apart, as Flink); without, no restart.
 	RestartStrategy *RestartStrategy `protobuf:"bytes,8,opt,name=restart_strategy,json=restartStrategy,proto3" json:"restart_strategy,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Start from a savepoint (sabot deploy --from-savepoint). Used only
+	// until the job completes its first checkpoint; restarts use checkpoints.
+	Restore       *SavepointRestore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -1029,6 +1032,70 @@ func (x *JobSpec) GetRestartStrategy() *RestartStrategy {
 	return nil
 }
 
+func (x *JobSpec) GetRestore() *SavepointRestore {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
+// SavepointRestore says which savepoint a job starts from.
+type SavepointRestore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The savepoint's location as `sabot savepoint` prints it: the blob key
+	// of its _metadata (savepoints/<id>/_metadata) in the cluster's store.
+	Location string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	// Skip state of operators the job no longer has (by vertex id) instead
+	// of refusing to start.
+	AllowNonRestoredState bool `protobuf:"varint,2,opt,name=allow_non_restored_state,json=allowNonRestoredState,proto3" json:"allow_non_restored_state,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *SavepointRestore) Reset() {
+	*x = SavepointRestore{}
+	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavepointRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavepointRestore) ProtoMessage() {}
+
+func (x *SavepointRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavepointRestore.ProtoReflect.Descriptor instead.
+func (*SavepointRestore) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SavepointRestore) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *SavepointRestore) GetAllowNonRestoredState() bool {
+	if x != nil {
+		return x.AllowNonRestoredState
+	}
+	return false
+}
+
 // Checkpointing configures periodic checkpoints (Flink's
 // execution.checkpointing.* options).
 type Checkpointing struct {
@@ -1061,7 +1128,7 @@ type Checkpointing struct {
 
 func (x *Checkpointing) Reset() {
 	*x = Checkpointing{}
-	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	mi := &file_sabot_v1_job_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1140,7 @@ func (x *Checkpointing) String() string {
 func (*Checkpointing) ProtoMessage() {}
 
 func (x *Checkpointing) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[1]
+	mi := &file_sabot_v1_job_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1153,7 @@ func (x *Checkpointing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpointing.ProtoReflect.Descriptor instead.
 func (*Checkpointing) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Checkpointing) GetIntervalMs() int64 {
@@ -1169,7 +1236,7 @@ type RestartStrategy struct {
 
 func (x *RestartStrategy) Reset() {
 	*x = RestartStrategy{}
-	mi := &file_sabot_v1_job_proto_msgTypes[2]
+	mi := &file_sabot_v1_job_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1248,7 @@ func (x *RestartStrategy) String() string {
 func (*RestartStrategy) ProtoMessage() {}
 
 func (x *RestartStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[2]
+	mi := &file_sabot_v1_job_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1261,7 @@ func (x *RestartStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartStrategy.ProtoReflect.Descriptor instead.
 func (*RestartStrategy) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RestartStrategy) GetStrategy() isRestartStrategy_Strategy {
@@ -1282,7 +1349,7 @@ type NoRestart struct {
 
 func (x *NoRestart) Reset() {
 	*x = NoRestart{}
-	mi := &file_sabot_v1_job_proto_msgTypes[3]
+	mi := &file_sabot_v1_job_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1361,7 @@ func (x *NoRestart) String() string {
 func (*NoRestart) ProtoMessage() {}
 
 func (x *NoRestart) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[3]
+	mi := &file_sabot_v1_job_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1374,7 @@ func (x *NoRestart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoRestart.ProtoReflect.Descriptor instead.
 func (*NoRestart) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
 }
 
 // FixedDelayRestart restarts after delay_ms, at most attempts times.
@@ -1322,7 +1389,7 @@ type FixedDelayRestart struct {
 
 func (x *FixedDelayRestart) Reset() {
 	*x = FixedDelayRestart{}
-	mi := &file_sabot_v1_job_proto_msgTypes[4]
+	mi := &file_sabot_v1_job_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1401,7 @@ func (x *FixedDelayRestart) String() string {
 func (*FixedDelayRestart) ProtoMessage() {}
 
 func (x *FixedDelayRestart) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[4]
+	mi := &file_sabot_v1_job_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1414,7 @@ func (x *FixedDelayRestart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FixedDelayRestart.ProtoReflect.Descriptor instead.
 func (*FixedDelayRestart) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FixedDelayRestart) GetAttempts() int32 {
@@ -1385,7 +1452,7 @@ type ExponentialDelayRestart struct {
 
 func (x *ExponentialDelayRestart) Reset() {
 	*x = ExponentialDelayRestart{}
-	mi := &file_sabot_v1_job_proto_msgTypes[5]
+	mi := &file_sabot_v1_job_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1464,7 @@ func (x *ExponentialDelayRestart) String() string {
 func (*ExponentialDelayRestart) ProtoMessage() {}
 
 func (x *ExponentialDelayRestart) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[5]
+	mi := &file_sabot_v1_job_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1477,7 @@ func (x *ExponentialDelayRestart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExponentialDelayRestart.ProtoReflect.Descriptor instead.
 func (*ExponentialDelayRestart) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExponentialDelayRestart) GetInitialDelayMs() int64 {
@@ -1461,7 +1528,7 @@ type FailureRateRestart struct {
 
 func (x *FailureRateRestart) Reset() {
 	*x = FailureRateRestart{}
-	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1540,7 @@ func (x *FailureRateRestart) String() string {
 func (*FailureRateRestart) ProtoMessage() {}
 
 func (x *FailureRateRestart) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1553,7 @@ func (x *FailureRateRestart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureRateRestart.ProtoReflect.Descriptor instead.
 func (*FailureRateRestart) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FailureRateRestart) GetMaxFailures() int32 {
@@ -1523,7 +1590,7 @@ type JobGraph struct {
 
 func (x *JobGraph) Reset() {
 	*x = JobGraph{}
-	mi := &file_sabot_v1_job_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1602,7 @@ func (x *JobGraph) String() string {
 func (*JobGraph) ProtoMessage() {}
 
 func (x *JobGraph) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1615,7 @@ func (x *JobGraph) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobGraph.ProtoReflect.Descriptor instead.
 func (*JobGraph) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JobGraph) GetVertices() []*Vertex {
@@ -1580,7 +1647,7 @@ type Vertex struct {
 
 func (x *Vertex) Reset() {
 	*x = Vertex{}
-	mi := &file_sabot_v1_job_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1659,7 @@ func (x *Vertex) String() string {
 func (*Vertex) ProtoMessage() {}
 
 func (x *Vertex) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1672,7 @@ func (x *Vertex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vertex.ProtoReflect.Descriptor instead.
 func (*Vertex) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Vertex) GetId() string {
@@ -1651,7 +1718,7 @@ type Edge struct {
 
 func (x *Edge) Reset() {
 	*x = Edge{}
-	mi := &file_sabot_v1_job_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1730,7 @@ func (x *Edge) String() string {
 func (*Edge) ProtoMessage() {}
 
 func (x *Edge) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1743,7 @@ func (x *Edge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edge.ProtoReflect.Descriptor instead.
 func (*Edge) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Edge) GetFrom() string {
@@ -1741,7 +1808,7 @@ type Operator struct {
 
 func (x *Operator) Reset() {
 	*x = Operator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1820,7 @@ func (x *Operator) String() string {
 func (*Operator) ProtoMessage() {}
 
 func (x *Operator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1833,7 @@ func (x *Operator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operator.ProtoReflect.Descriptor instead.
 func (*Operator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Operator) GetKind() isOperator_Kind {
@@ -1994,7 +2061,7 @@ type SequenceSource struct {
 
 func (x *SequenceSource) Reset() {
 	*x = SequenceSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2073,7 @@ func (x *SequenceSource) String() string {
 func (*SequenceSource) ProtoMessage() {}
 
 func (x *SequenceSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2086,7 @@ func (x *SequenceSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SequenceSource.ProtoReflect.Descriptor instead.
 func (*SequenceSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SequenceSource) GetStart() int64 {
@@ -2064,7 +2131,7 @@ type NexmarkSource struct {
 
 func (x *NexmarkSource) Reset() {
 	*x = NexmarkSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2143,7 @@ func (x *NexmarkSource) String() string {
 func (*NexmarkSource) ProtoMessage() {}
 
 func (x *NexmarkSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2156,7 @@ func (x *NexmarkSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NexmarkSource.ProtoReflect.Descriptor instead.
 func (*NexmarkSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NexmarkSource) GetTable() NexmarkTable {
@@ -2134,7 +2201,7 @@ type NamedExpression struct {
 
 func (x *NamedExpression) Reset() {
 	*x = NamedExpression{}
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2213,7 @@ func (x *NamedExpression) String() string {
 func (*NamedExpression) ProtoMessage() {}
 
 func (x *NamedExpression) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2226,7 @@ func (x *NamedExpression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamedExpression.ProtoReflect.Descriptor instead.
 func (*NamedExpression) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NamedExpression) GetName() string {
@@ -2187,7 +2254,7 @@ type MapOperator struct {
 
 func (x *MapOperator) Reset() {
 	*x = MapOperator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2266,7 @@ func (x *MapOperator) String() string {
 func (*MapOperator) ProtoMessage() {}
 
 func (x *MapOperator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2279,7 @@ func (x *MapOperator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapOperator.ProtoReflect.Descriptor instead.
 func (*MapOperator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MapOperator) GetColumns() []*NamedExpression {
@@ -2233,7 +2300,7 @@ type FilterOperator struct {
 
 func (x *FilterOperator) Reset() {
 	*x = FilterOperator{}
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2312,7 @@ func (x *FilterOperator) String() string {
 func (*FilterOperator) ProtoMessage() {}
 
 func (x *FilterOperator) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2325,7 @@ func (x *FilterOperator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterOperator.ProtoReflect.Descriptor instead.
 func (*FilterOperator) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FilterOperator) GetCondition() string {
@@ -2279,7 +2346,7 @@ type PrintSink struct {
 
 func (x *PrintSink) Reset() {
 	*x = PrintSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2358,7 @@ func (x *PrintSink) String() string {
 func (*PrintSink) ProtoMessage() {}
 
 func (x *PrintSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2371,7 @@ func (x *PrintSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrintSink.ProtoReflect.Descriptor instead.
 func (*PrintSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PrintSink) GetPrefix() string {
@@ -2334,7 +2401,7 @@ type FileSource struct {
 
 func (x *FileSource) Reset() {
 	*x = FileSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2413,7 @@ func (x *FileSource) String() string {
 func (*FileSource) ProtoMessage() {}
 
 func (x *FileSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[17]
+	mi := &file_sabot_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2426,7 @@ func (x *FileSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSource.ProtoReflect.Descriptor instead.
 func (*FileSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FileSource) GetPath() string {
@@ -2403,7 +2470,7 @@ type FileSink struct {
 
 func (x *FileSink) Reset() {
 	*x = FileSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2482,7 @@ func (x *FileSink) String() string {
 func (*FileSink) ProtoMessage() {}
 
 func (x *FileSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[18]
+	mi := &file_sabot_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2495,7 @@ func (x *FileSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSink.ProtoReflect.Descriptor instead.
 func (*FileSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileSink) GetPath() string {
@@ -2457,7 +2524,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2536,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[19]
+	mi := &file_sabot_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2549,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Column) GetName() string {
@@ -2521,7 +2588,7 @@ type WatermarkStrategy struct {
 
 func (x *WatermarkStrategy) Reset() {
 	*x = WatermarkStrategy{}
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2600,7 @@ func (x *WatermarkStrategy) String() string {
 func (*WatermarkStrategy) ProtoMessage() {}
 
 func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[20]
+	mi := &file_sabot_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2613,7 @@ func (x *WatermarkStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatermarkStrategy.ProtoReflect.Descriptor instead.
 func (*WatermarkStrategy) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatermarkStrategy) GetKind() isWatermarkStrategy_Kind {
@@ -2637,7 +2704,7 @@ type EventTime struct {
 
 func (x *EventTime) Reset() {
 	*x = EventTime{}
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2716,7 @@ func (x *EventTime) String() string {
 func (*EventTime) ProtoMessage() {}
 
 func (x *EventTime) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[21]
+	mi := &file_sabot_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2729,7 @@ func (x *EventTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTime.ProtoReflect.Descriptor instead.
 func (*EventTime) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EventTime) GetTimestampField() string {
@@ -2704,7 +2771,7 @@ type KafkaSource struct {
 
 func (x *KafkaSource) Reset() {
 	*x = KafkaSource{}
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2783,7 @@ func (x *KafkaSource) String() string {
 func (*KafkaSource) ProtoMessage() {}
 
 func (x *KafkaSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[22]
+	mi := &file_sabot_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +2796,7 @@ func (x *KafkaSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSource.ProtoReflect.Descriptor instead.
 func (*KafkaSource) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KafkaSource) GetBrokers() []string {
@@ -2821,7 +2888,7 @@ type KafkaPartitionOffset struct {
 
 func (x *KafkaPartitionOffset) Reset() {
 	*x = KafkaPartitionOffset{}
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +2900,7 @@ func (x *KafkaPartitionOffset) String() string {
 func (*KafkaPartitionOffset) ProtoMessage() {}
 
 func (x *KafkaPartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[23]
+	mi := &file_sabot_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +2913,7 @@ func (x *KafkaPartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaPartitionOffset.ProtoReflect.Descriptor instead.
 func (*KafkaPartitionOffset) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KafkaPartitionOffset) GetTopic() string {
@@ -2901,7 +2968,7 @@ type KafkaSink struct {
 
 func (x *KafkaSink) Reset() {
 	*x = KafkaSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2913,7 +2980,7 @@ func (x *KafkaSink) String() string {
 func (*KafkaSink) ProtoMessage() {}
 
 func (x *KafkaSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[24]
+	mi := &file_sabot_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2926,7 +2993,7 @@ func (x *KafkaSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KafkaSink.ProtoReflect.Descriptor instead.
 func (*KafkaSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KafkaSink) GetBrokers() []string {
@@ -3005,7 +3072,7 @@ type Aggregation struct {
 
 func (x *Aggregation) Reset() {
 	*x = Aggregation{}
-	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3084,7 @@ func (x *Aggregation) String() string {
 func (*Aggregation) ProtoMessage() {}
 
 func (x *Aggregation) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[25]
+	mi := &file_sabot_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3030,7 +3097,7 @@ func (x *Aggregation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Aggregation.ProtoReflect.Descriptor instead.
 func (*Aggregation) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Aggregation) GetName() string {
@@ -3073,7 +3140,7 @@ type KeyedAggregate struct {
 
 func (x *KeyedAggregate) Reset() {
 	*x = KeyedAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3085,7 +3152,7 @@ func (x *KeyedAggregate) String() string {
 func (*KeyedAggregate) ProtoMessage() {}
 
 func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[26]
+	mi := &file_sabot_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3098,7 +3165,7 @@ func (x *KeyedAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyedAggregate.ProtoReflect.Descriptor instead.
 func (*KeyedAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KeyedAggregate) GetAggregations() []*Aggregation {
@@ -3168,7 +3235,7 @@ type WindowAggregate struct {
 
 func (x *WindowAggregate) Reset() {
 	*x = WindowAggregate{}
-	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3247,7 @@ func (x *WindowAggregate) String() string {
 func (*WindowAggregate) ProtoMessage() {}
 
 func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[27]
+	mi := &file_sabot_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3260,7 @@ func (x *WindowAggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowAggregate.ProtoReflect.Descriptor instead.
 func (*WindowAggregate) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WindowAggregate) GetAssigner() isWindowAggregate_Assigner {
@@ -3364,7 +3431,7 @@ type TumblingWindow struct {
 
 func (x *TumblingWindow) Reset() {
 	*x = TumblingWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3376,7 +3443,7 @@ func (x *TumblingWindow) String() string {
 func (*TumblingWindow) ProtoMessage() {}
 
 func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[28]
+	mi := &file_sabot_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3389,7 +3456,7 @@ func (x *TumblingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TumblingWindow.ProtoReflect.Descriptor instead.
 func (*TumblingWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TumblingWindow) GetSizeMs() int64 {
@@ -3419,7 +3486,7 @@ type SlidingWindow struct {
 
 func (x *SlidingWindow) Reset() {
 	*x = SlidingWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[29]
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3431,7 +3498,7 @@ func (x *SlidingWindow) String() string {
 func (*SlidingWindow) ProtoMessage() {}
 
 func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[29]
+	mi := &file_sabot_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3444,7 +3511,7 @@ func (x *SlidingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlidingWindow.ProtoReflect.Descriptor instead.
 func (*SlidingWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SlidingWindow) GetSizeMs() int64 {
@@ -3483,7 +3550,7 @@ type SessionWindow struct {
 
 func (x *SessionWindow) Reset() {
 	*x = SessionWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3562,7 @@ func (x *SessionWindow) String() string {
 func (*SessionWindow) ProtoMessage() {}
 
 func (x *SessionWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[30]
+	mi := &file_sabot_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3575,7 @@ func (x *SessionWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionWindow.ProtoReflect.Descriptor instead.
 func (*SessionWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SessionWindow) GetGapMs() int64 {
@@ -3539,7 +3606,7 @@ type CumulateWindow struct {
 
 func (x *CumulateWindow) Reset() {
 	*x = CumulateWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[31]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3551,7 +3618,7 @@ func (x *CumulateWindow) String() string {
 func (*CumulateWindow) ProtoMessage() {}
 
 func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[31]
+	mi := &file_sabot_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3564,7 +3631,7 @@ func (x *CumulateWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CumulateWindow.ProtoReflect.Descriptor instead.
 func (*CumulateWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CumulateWindow) GetStepMs() int64 {
@@ -3598,7 +3665,7 @@ type GlobalWindow struct {
 
 func (x *GlobalWindow) Reset() {
 	*x = GlobalWindow{}
-	mi := &file_sabot_v1_job_proto_msgTypes[32]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +3677,7 @@ func (x *GlobalWindow) String() string {
 func (*GlobalWindow) ProtoMessage() {}
 
 func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[32]
+	mi := &file_sabot_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +3690,7 @@ func (x *GlobalWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalWindow.ProtoReflect.Descriptor instead.
 func (*GlobalWindow) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 // WindowTrigger decides when a window emits (fires) and whether it is
@@ -3646,7 +3713,7 @@ type WindowTrigger struct {
 
 func (x *WindowTrigger) Reset() {
 	*x = WindowTrigger{}
-	mi := &file_sabot_v1_job_proto_msgTypes[33]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3658,7 +3725,7 @@ func (x *WindowTrigger) String() string {
 func (*WindowTrigger) ProtoMessage() {}
 
 func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[33]
+	mi := &file_sabot_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3671,7 +3738,7 @@ func (x *WindowTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowTrigger.ProtoReflect.Descriptor instead.
 func (*WindowTrigger) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WindowTrigger) GetKind() isWindowTrigger_Kind {
@@ -3773,7 +3840,7 @@ type WindowEvictor struct {
 
 func (x *WindowEvictor) Reset() {
 	*x = WindowEvictor{}
-	mi := &file_sabot_v1_job_proto_msgTypes[34]
+	mi := &file_sabot_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3785,7 +3852,7 @@ func (x *WindowEvictor) String() string {
 func (*WindowEvictor) ProtoMessage() {}
 
 func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[34]
+	mi := &file_sabot_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3798,7 +3865,7 @@ func (x *WindowEvictor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowEvictor.ProtoReflect.Descriptor instead.
 func (*WindowEvictor) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WindowEvictor) GetKind() isWindowEvictor_Kind {
@@ -3879,7 +3946,7 @@ type DeltaEvictor struct {
 
 func (x *DeltaEvictor) Reset() {
 	*x = DeltaEvictor{}
-	mi := &file_sabot_v1_job_proto_msgTypes[35]
+	mi := &file_sabot_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3891,7 +3958,7 @@ func (x *DeltaEvictor) String() string {
 func (*DeltaEvictor) ProtoMessage() {}
 
 func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[35]
+	mi := &file_sabot_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +3971,7 @@ func (x *DeltaEvictor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeltaEvictor.ProtoReflect.Descriptor instead.
 func (*DeltaEvictor) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeltaEvictor) GetField() string {
@@ -3945,7 +4012,7 @@ type ProcessFunction struct {
 
 func (x *ProcessFunction) Reset() {
 	*x = ProcessFunction{}
-	mi := &file_sabot_v1_job_proto_msgTypes[36]
+	mi := &file_sabot_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3957,7 +4024,7 @@ func (x *ProcessFunction) String() string {
 func (*ProcessFunction) ProtoMessage() {}
 
 func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[36]
+	mi := &file_sabot_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3970,7 +4037,7 @@ func (x *ProcessFunction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessFunction.ProtoReflect.Descriptor instead.
 func (*ProcessFunction) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ProcessFunction) GetName() string {
@@ -4019,7 +4086,7 @@ type SideOutput struct {
 
 func (x *SideOutput) Reset() {
 	*x = SideOutput{}
-	mi := &file_sabot_v1_job_proto_msgTypes[37]
+	mi := &file_sabot_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4031,7 +4098,7 @@ func (x *SideOutput) String() string {
 func (*SideOutput) ProtoMessage() {}
 
 func (x *SideOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[37]
+	mi := &file_sabot_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4044,7 +4111,7 @@ func (x *SideOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SideOutput.ProtoReflect.Descriptor instead.
 func (*SideOutput) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SideOutput) GetName() string {
@@ -4071,7 +4138,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[38]
+	mi := &file_sabot_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4150,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[38]
+	mi := &file_sabot_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4163,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -4112,7 +4179,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[39]
+	mi := &file_sabot_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4124,7 +4191,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[39]
+	mi := &file_sabot_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4137,7 +4204,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -4175,16 +4242,31 @@ type JobStatus struct {
 	// Why the job failed or restarted, if it did.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Incremented each time the job is (re)started on workers.
-	Attempt       int64                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Tasks         []*TaskStatus          `protobuf:"bytes,5,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Attempt   int64                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Tasks     []*TaskStatus          `protobuf:"bytes,5,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Restart bookkeeping of the job's restart strategy, kept with the job
+	// so that a new scheduler leader continues where the old one stopped.
+	//
+	// Failures the strategy restarted the job after, since deployment (with
+	// exponential delay: since the backoff last reset).
+	Restarts int32 `protobuf:"varint,6,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// When the latest restart is (or was) due. While the job is RESTARTING
+	// and this lies in the future, the scheduler waits before placing it.
+	RestartAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=restart_at,json=restartAt,proto3" json:"restart_at,omitempty"`
+	// The delay before the latest restart, in ms: exponential delay's
+	// current backoff.
+	BackoffMs int64 `protobuf:"varint,8,opt,name=backoff_ms,json=backoffMs,proto3" json:"backoff_ms,omitempty"`
+	// Times of the recent failures a failure-rate strategy counts (those
+	// within its interval, oldest first).
+	FailureTimes  []*timestamppb.Timestamp `protobuf:"bytes,9,rep,name=failure_times,json=failureTimes,proto3" json:"failure_times,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[40]
+	mi := &file_sabot_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4196,7 +4278,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[40]
+	mi := &file_sabot_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4209,7 +4291,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -4247,6 +4329,34 @@ func (x *JobStatus) GetTasks() []*TaskStatus {
 	return nil
 }
 
+func (x *JobStatus) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *JobStatus) GetRestartAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RestartAt
+	}
+	return nil
+}
+
+func (x *JobStatus) GetBackoffMs() int64 {
+	if x != nil {
+		return x.BackoffMs
+	}
+	return 0
+}
+
+func (x *JobStatus) GetFailureTimes() []*timestamppb.Timestamp {
+	if x != nil {
+		return x.FailureTimes
+	}
+	return nil
+}
+
 // Job is a deployed job: its spec as submitted and its current status.
 type Job struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4260,7 +4370,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[41]
+	mi := &file_sabot_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4272,7 +4382,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[41]
+	mi := &file_sabot_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4285,7 +4395,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Job) GetId() string {
@@ -4320,7 +4430,7 @@ var File_sabot_v1_job_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x05\n" +
+	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x06\n" +
 	"\aJobSpec\x12<\n" +
 	"\x04name\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x012\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x04name\x124\n" +
 	"\x0fmax_parallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\x0emaxParallelism\x12-\n" +
@@ -4329,11 +4439,16 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\rstate_backend\x18\x06 \x01(\x0e2\x16.sabot.v1.StateBackendB\b\xbaH\x05\x82\x01\x02\x10\x01R\fstateBackend\x12N\n" +
 	"\x06labels\x18\x05 \x03(\v2\x1d.sabot.v1.JobSpec.LabelsEntryB\x17\xbaH\x14\x9a\x01\x11\x10@\"\x06r\x04\x10\x01\x18?*\x05r\x03\x18\x80\x02R\x06labels\x12=\n" +
 	"\rcheckpointing\x18\a \x01(\v2\x17.sabot.v1.CheckpointingR\rcheckpointing\x12D\n" +
-	"\x10restart_strategy\x18\b \x01(\v2\x19.sabot.v1.RestartStrategyR\x0frestartStrategy\x1a9\n" +
+	"\x10restart_strategy\x18\b \x01(\v2\x19.sabot.v1.RestartStrategyR\x0frestartStrategy\x124\n" +
+	"\arestore\x18\t \x01(\v2\x1a.sabot.v1.SavepointRestoreR\arestore\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n" +
-	"\x1ajob.parallelism_within_max\x12+parallelism must not exceed max_parallelism\x1aLthis.parallelism <= (this.max_parallelism == 0 ? 128 : this.max_parallelism)\"\xaf\x03\n" +
+	"\x1ajob.parallelism_within_max\x12+parallelism must not exceed max_parallelism\x1aLthis.parallelism <= (this.max_parallelism == 0 ? 128 : this.max_parallelism)\"s\n" +
+	"\x10SavepointRestore\x12&\n" +
+	"\blocation\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\bR\blocation\x127\n" +
+	"\x18allow_non_restored_state\x18\x02 \x01(\bR\x15allowNonRestoredState\"\xaf\x03\n" +
 	"\rCheckpointing\x12-\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xb8\x99)(\n" +
 	"R\n" +
@@ -4586,14 +4701,20 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12)\n" +
-	"\x05state\x18\x04 \x01(\x0e2\x13.sabot.v1.TaskStateR\x05state\"\xd0\x01\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x13.sabot.v1.TaskStateR\x05state\"\x87\x03\n" +
 	"\tJobStatus\x12(\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x12.sabot.v1.JobStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x03R\aattempt\x129\n" +
 	"\n" +
 	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12*\n" +
-	"\x05tasks\x18\x05 \x03(\v2\x14.sabot.v1.TaskStatusR\x05tasks\"\xa4\x01\n" +
+	"\x05tasks\x18\x05 \x03(\v2\x14.sabot.v1.TaskStatusR\x05tasks\x12\x1a\n" +
+	"\brestarts\x18\x06 \x01(\x05R\brestarts\x129\n" +
+	"\n" +
+	"restart_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\trestartAt\x12\x1d\n" +
+	"\n" +
+	"backoff_ms\x18\b \x01(\x03R\tbackoffMs\x12?\n" +
+	"\rfailure_times\x18\t \x03(\v2\x1a.google.protobuf.TimestampR\ffailureTimes\"\xa4\x01\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x04spec\x18\x02 \x01(\v2\x11.sabot.v1.JobSpecR\x04spec\x12+\n" +
@@ -4704,7 +4825,7 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(CheckpointMode)(0),             // 0: sabot.v1.CheckpointMode
 	(StateBackend)(0),               // 1: sabot.v1.StateBackend
@@ -4722,127 +4843,131 @@ var file_sabot_v1_job_proto_goTypes = []any{
 	(JobState)(0),                   // 13: sabot.v1.JobState
 	(TaskState)(0),                  // 14: sabot.v1.TaskState
 	(*JobSpec)(nil),                 // 15: sabot.v1.JobSpec
-	(*Checkpointing)(nil),           // 16: sabot.v1.Checkpointing
-	(*RestartStrategy)(nil),         // 17: sabot.v1.RestartStrategy
-	(*NoRestart)(nil),               // 18: sabot.v1.NoRestart
-	(*FixedDelayRestart)(nil),       // 19: sabot.v1.FixedDelayRestart
-	(*ExponentialDelayRestart)(nil), // 20: sabot.v1.ExponentialDelayRestart
-	(*FailureRateRestart)(nil),      // 21: sabot.v1.FailureRateRestart
-	(*JobGraph)(nil),                // 22: sabot.v1.JobGraph
-	(*Vertex)(nil),                  // 23: sabot.v1.Vertex
-	(*Edge)(nil),                    // 24: sabot.v1.Edge
-	(*Operator)(nil),                // 25: sabot.v1.Operator
-	(*SequenceSource)(nil),          // 26: sabot.v1.SequenceSource
-	(*NexmarkSource)(nil),           // 27: sabot.v1.NexmarkSource
-	(*NamedExpression)(nil),         // 28: sabot.v1.NamedExpression
-	(*MapOperator)(nil),             // 29: sabot.v1.MapOperator
-	(*FilterOperator)(nil),          // 30: sabot.v1.FilterOperator
-	(*PrintSink)(nil),               // 31: sabot.v1.PrintSink
-	(*FileSource)(nil),              // 32: sabot.v1.FileSource
-	(*FileSink)(nil),                // 33: sabot.v1.FileSink
-	(*Column)(nil),                  // 34: sabot.v1.Column
-	(*WatermarkStrategy)(nil),       // 35: sabot.v1.WatermarkStrategy
-	(*EventTime)(nil),               // 36: sabot.v1.EventTime
-	(*KafkaSource)(nil),             // 37: sabot.v1.KafkaSource
-	(*KafkaPartitionOffset)(nil),    // 38: sabot.v1.KafkaPartitionOffset
-	(*KafkaSink)(nil),               // 39: sabot.v1.KafkaSink
-	(*Aggregation)(nil),             // 40: sabot.v1.Aggregation
-	(*KeyedAggregate)(nil),          // 41: sabot.v1.KeyedAggregate
-	(*WindowAggregate)(nil),         // 42: sabot.v1.WindowAggregate
-	(*TumblingWindow)(nil),          // 43: sabot.v1.TumblingWindow
-	(*SlidingWindow)(nil),           // 44: sabot.v1.SlidingWindow
-	(*SessionWindow)(nil),           // 45: sabot.v1.SessionWindow
-	(*CumulateWindow)(nil),          // 46: sabot.v1.CumulateWindow
-	(*GlobalWindow)(nil),            // 47: sabot.v1.GlobalWindow
-	(*WindowTrigger)(nil),           // 48: sabot.v1.WindowTrigger
-	(*WindowEvictor)(nil),           // 49: sabot.v1.WindowEvictor
-	(*DeltaEvictor)(nil),            // 50: sabot.v1.DeltaEvictor
-	(*ProcessFunction)(nil),         // 51: sabot.v1.ProcessFunction
-	(*SideOutput)(nil),              // 52: sabot.v1.SideOutput
-	(*BlackholeSink)(nil),           // 53: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),              // 54: sabot.v1.TaskStatus
-	(*JobStatus)(nil),               // 55: sabot.v1.JobStatus
-	(*Job)(nil),                     // 56: sabot.v1.Job
-	nil,                             // 57: sabot.v1.JobSpec.LabelsEntry
-	nil,                             // 58: sabot.v1.WindowAggregate.ConfigEntry
-	nil,                             // 59: sabot.v1.ProcessFunction.ConfigEntry
-	(*timestamppb.Timestamp)(nil),   // 60: google.protobuf.Timestamp
+	(*SavepointRestore)(nil),        // 16: sabot.v1.SavepointRestore
+	(*Checkpointing)(nil),           // 17: sabot.v1.Checkpointing
+	(*RestartStrategy)(nil),         // 18: sabot.v1.RestartStrategy
+	(*NoRestart)(nil),               // 19: sabot.v1.NoRestart
+	(*FixedDelayRestart)(nil),       // 20: sabot.v1.FixedDelayRestart
+	(*ExponentialDelayRestart)(nil), // 21: sabot.v1.ExponentialDelayRestart
+	(*FailureRateRestart)(nil),      // 22: sabot.v1.FailureRateRestart
+	(*JobGraph)(nil),                // 23: sabot.v1.JobGraph
+	(*Vertex)(nil),                  // 24: sabot.v1.Vertex
+	(*Edge)(nil),                    // 25: sabot.v1.Edge
+	(*Operator)(nil),                // 26: sabot.v1.Operator
+	(*SequenceSource)(nil),          // 27: sabot.v1.SequenceSource
+	(*NexmarkSource)(nil),           // 28: sabot.v1.NexmarkSource
+	(*NamedExpression)(nil),         // 29: sabot.v1.NamedExpression
+	(*MapOperator)(nil),             // 30: sabot.v1.MapOperator
+	(*FilterOperator)(nil),          // 31: sabot.v1.FilterOperator
+	(*PrintSink)(nil),               // 32: sabot.v1.PrintSink
+	(*FileSource)(nil),              // 33: sabot.v1.FileSource
+	(*FileSink)(nil),                // 34: sabot.v1.FileSink
+	(*Column)(nil),                  // 35: sabot.v1.Column
+	(*WatermarkStrategy)(nil),       // 36: sabot.v1.WatermarkStrategy
+	(*EventTime)(nil),               // 37: sabot.v1.EventTime
+	(*KafkaSource)(nil),             // 38: sabot.v1.KafkaSource
+	(*KafkaPartitionOffset)(nil),    // 39: sabot.v1.KafkaPartitionOffset
+	(*KafkaSink)(nil),               // 40: sabot.v1.KafkaSink
+	(*Aggregation)(nil),             // 41: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),          // 42: sabot.v1.KeyedAggregate
+	(*WindowAggregate)(nil),         // 43: sabot.v1.WindowAggregate
+	(*TumblingWindow)(nil),          // 44: sabot.v1.TumblingWindow
+	(*SlidingWindow)(nil),           // 45: sabot.v1.SlidingWindow
+	(*SessionWindow)(nil),           // 46: sabot.v1.SessionWindow
+	(*CumulateWindow)(nil),          // 47: sabot.v1.CumulateWindow
+	(*GlobalWindow)(nil),            // 48: sabot.v1.GlobalWindow
+	(*WindowTrigger)(nil),           // 49: sabot.v1.WindowTrigger
+	(*WindowEvictor)(nil),           // 50: sabot.v1.WindowEvictor
+	(*DeltaEvictor)(nil),            // 51: sabot.v1.DeltaEvictor
+	(*ProcessFunction)(nil),         // 52: sabot.v1.ProcessFunction
+	(*SideOutput)(nil),              // 53: sabot.v1.SideOutput
+	(*BlackholeSink)(nil),           // 54: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),              // 55: sabot.v1.TaskStatus
+	(*JobStatus)(nil),               // 56: sabot.v1.JobStatus
+	(*Job)(nil),                     // 57: sabot.v1.Job
+	nil,                             // 58: sabot.v1.JobSpec.LabelsEntry
+	nil,                             // 59: sabot.v1.WindowAggregate.ConfigEntry
+	nil,                             // 60: sabot.v1.ProcessFunction.ConfigEntry
+	(*timestamppb.Timestamp)(nil),   // 61: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
-	22, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
+	23, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
 	1,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	57, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
-	16, // 3: sabot.v1.JobSpec.checkpointing:type_name -> sabot.v1.Checkpointing
-	17, // 4: sabot.v1.JobSpec.restart_strategy:type_name -> sabot.v1.RestartStrategy
-	0,  // 5: sabot.v1.Checkpointing.mode:type_name -> sabot.v1.CheckpointMode
-	18, // 6: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
-	19, // 7: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
-	20, // 8: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
-	21, // 9: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
-	23, // 10: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	24, // 11: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	25, // 12: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
-	2,  // 13: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	26, // 14: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	27, // 15: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	37, // 16: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
-	32, // 17: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
-	29, // 18: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	30, // 19: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	41, // 20: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	51, // 21: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	42, // 22: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
-	31, // 23: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	33, // 24: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	53, // 25: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	39, // 26: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
-	3,  // 27: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	28, // 28: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	4,  // 29: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
-	34, // 30: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
-	36, // 31: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
-	4,  // 32: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	5,  // 33: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
-	35, // 34: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
-	6,  // 35: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
-	7,  // 36: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
-	34, // 37: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
-	8,  // 38: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
-	36, // 39: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	38, // 40: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
-	9,  // 41: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	7,  // 42: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	10, // 43: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
-	11, // 44: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	40, // 45: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	43, // 46: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
-	44, // 47: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
-	45, // 48: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
-	46, // 49: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
-	47, // 50: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
-	12, // 51: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
-	48, // 52: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
-	49, // 53: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
-	40, // 54: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	34, // 55: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
-	58, // 56: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
-	50, // 57: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
-	34, // 58: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	59, // 59: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	52, // 60: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
-	34, // 61: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
-	14, // 62: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	13, // 63: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	60, // 64: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	54, // 65: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	15, // 66: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	55, // 67: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	60, // 68: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	69, // [69:69] is the sub-list for method output_type
-	69, // [69:69] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	58, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	17, // 3: sabot.v1.JobSpec.checkpointing:type_name -> sabot.v1.Checkpointing
+	18, // 4: sabot.v1.JobSpec.restart_strategy:type_name -> sabot.v1.RestartStrategy
+	16, // 5: sabot.v1.JobSpec.restore:type_name -> sabot.v1.SavepointRestore
+	0,  // 6: sabot.v1.Checkpointing.mode:type_name -> sabot.v1.CheckpointMode
+	19, // 7: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
+	20, // 8: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
+	21, // 9: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
+	22, // 10: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
+	24, // 11: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	25, // 12: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	26, // 13: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	2,  // 14: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
+	27, // 15: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	28, // 16: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	38, // 17: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	33, // 18: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
+	30, // 19: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	31, // 20: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	42, // 21: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	52, // 22: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	43, // 23: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
+	32, // 24: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	34, // 25: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	54, // 26: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	40, // 27: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	3,  // 28: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	29, // 29: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	4,  // 30: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
+	35, // 31: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
+	37, // 32: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
+	4,  // 33: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	5,  // 34: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	36, // 35: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	6,  // 36: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	7,  // 37: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	35, // 38: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	8,  // 39: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	37, // 40: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	39, // 41: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
+	9,  // 42: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	7,  // 43: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	10, // 44: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
+	11, // 45: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	41, // 46: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	44, // 47: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
+	45, // 48: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
+	46, // 49: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
+	47, // 50: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
+	48, // 51: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
+	12, // 52: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
+	49, // 53: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
+	50, // 54: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
+	41, // 55: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	35, // 56: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
+	59, // 57: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
+	51, // 58: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
+	35, // 59: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	60, // 60: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	53, // 61: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
+	35, // 62: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
+	14, // 63: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	13, // 64: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	61, // 65: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	55, // 66: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	61, // 67: sabot.v1.JobStatus.restart_at:type_name -> google.protobuf.Timestamp
+	61, // 68: sabot.v1.JobStatus.failure_times:type_name -> google.protobuf.Timestamp
+	15, // 69: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	56, // 70: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	61, // 71: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -4850,13 +4975,13 @@ func file_sabot_v1_job_proto_init() {
 	if File_sabot_v1_job_proto != nil {
 		return
 	}
-	file_sabot_v1_job_proto_msgTypes[2].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[3].OneofWrappers = []any{
 		(*RestartStrategy_None)(nil),
 		(*RestartStrategy_FixedDelay)(nil),
 		(*RestartStrategy_ExponentialDelay)(nil),
 		(*RestartStrategy_FailureRate)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[10].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[11].OneofWrappers = []any{
 		(*Operator_Sequence)(nil),
 		(*Operator_Nexmark)(nil),
 		(*Operator_KafkaSource)(nil),
@@ -4871,26 +4996,26 @@ func file_sabot_v1_job_proto_init() {
 		(*Operator_Blackhole)(nil),
 		(*Operator_KafkaSink)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[11].OneofWrappers = []any{}
-	file_sabot_v1_job_proto_msgTypes[20].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[12].OneofWrappers = []any{}
+	file_sabot_v1_job_proto_msgTypes[21].OneofWrappers = []any{
 		(*WatermarkStrategy_MaxOutOfOrdernessMs)(nil),
 		(*WatermarkStrategy_Monotonous)(nil),
 		(*WatermarkStrategy_PunctuatedMarkerField)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[27].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[28].OneofWrappers = []any{
 		(*WindowAggregate_Tumbling)(nil),
 		(*WindowAggregate_Sliding)(nil),
 		(*WindowAggregate_Session)(nil),
 		(*WindowAggregate_Cumulate)(nil),
 		(*WindowAggregate_Global)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[33].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[34].OneofWrappers = []any{
 		(*WindowTrigger_EventTime)(nil),
 		(*WindowTrigger_ProcessingTime)(nil),
 		(*WindowTrigger_Count)(nil),
 		(*WindowTrigger_ContinuousEventTimeMs)(nil),
 	}
-	file_sabot_v1_job_proto_msgTypes[34].OneofWrappers = []any{
+	file_sabot_v1_job_proto_msgTypes[35].OneofWrappers = []any{
 		(*WindowEvictor_Count)(nil),
 		(*WindowEvictor_TimeMs)(nil),
 		(*WindowEvictor_Delta)(nil),
@@ -4901,7 +5026,7 @@ func file_sabot_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
 			NumEnums:      15,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

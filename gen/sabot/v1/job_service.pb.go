@@ -76,6 +76,59 @@ func (CheckpointStatus) EnumDescriptor() ([]byte, []int) {
 	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{0}
 }
 
+// SavepointStatus is where a savepoint request stands.
+type SavepointStatus int32
+
+const (
+	SavepointStatus_SAVEPOINT_STATUS_UNSPECIFIED SavepointStatus = 0
+	SavepointStatus_SAVEPOINT_STATUS_PENDING     SavepointStatus = 1
+	SavepointStatus_SAVEPOINT_STATUS_COMPLETED   SavepointStatus = 2
+	SavepointStatus_SAVEPOINT_STATUS_FAILED      SavepointStatus = 3
+)
+
+// Enum value maps for SavepointStatus.
+var (
+	SavepointStatus_name = map[int32]string{
+		0: "SAVEPOINT_STATUS_UNSPECIFIED",
+		1: "SAVEPOINT_STATUS_PENDING",
+		2: "SAVEPOINT_STATUS_COMPLETED",
+		3: "SAVEPOINT_STATUS_FAILED",
+	}
+	SavepointStatus_value = map[string]int32{
+		"SAVEPOINT_STATUS_UNSPECIFIED": 0,
+		"SAVEPOINT_STATUS_PENDING":     1,
+		"SAVEPOINT_STATUS_COMPLETED":   2,
+		"SAVEPOINT_STATUS_FAILED":      3,
+	}
+)
+
+func (x SavepointStatus) Enum() *SavepointStatus {
+	p := new(SavepointStatus)
+	*p = x
+	return p
+}
+
+func (x SavepointStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SavepointStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_service_proto_enumTypes[1].Descriptor()
+}
+
+func (SavepointStatus) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_service_proto_enumTypes[1]
+}
+
+func (x SavepointStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SavepointStatus.Descriptor instead.
+func (SavepointStatus) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
 type DeployJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -755,6 +808,320 @@ func (x *OperatorCheckpointInfo) GetDurationMs() int64 {
 	return 0
 }
 
+type TriggerSavepointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Stop the job once the savepoint completes: sources stop at the
+	// savepoint's barrier, sinks commit, the job ends FINISHED.
+	Stop bool `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	// With stop: emit the maximum watermark first, so every event-time
+	// timer and window fires before the savepoint (Flink's --drain).
+	Drain         bool `protobuf:"varint,3,opt,name=drain,proto3" json:"drain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerSavepointRequest) Reset() {
+	*x = TriggerSavepointRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerSavepointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerSavepointRequest) ProtoMessage() {}
+
+func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
+func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TriggerSavepointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TriggerSavepointRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+func (x *TriggerSavepointRequest) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+type TriggerSavepointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Savepoint     *SavepointRequest      `protobuf:"bytes,1,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerSavepointResponse) Reset() {
+	*x = TriggerSavepointResponse{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerSavepointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerSavepointResponse) ProtoMessage() {}
+
+func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
+func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TriggerSavepointResponse) GetSavepoint() *SavepointRequest {
+	if x != nil {
+		return x.Savepoint
+	}
+	return nil
+}
+
+type GetSavepointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSavepointRequest) Reset() {
+	*x = GetSavepointRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSavepointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSavepointRequest) ProtoMessage() {}
+
+func (x *GetSavepointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSavepointRequest.ProtoReflect.Descriptor instead.
+func (*GetSavepointRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetSavepointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetSavepointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type GetSavepointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Savepoint     *SavepointRequest      `protobuf:"bytes,1,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSavepointResponse) Reset() {
+	*x = GetSavepointResponse{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSavepointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSavepointResponse) ProtoMessage() {}
+
+func (x *GetSavepointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSavepointResponse.ProtoReflect.Descriptor instead.
+func (*GetSavepointResponse) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetSavepointResponse) GetSavepoint() *SavepointRequest {
+	if x != nil {
+		return x.Savepoint
+	}
+	return nil
+}
+
+// SavepointRequest is a requested savepoint and what became of it.
+type SavepointRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Stop      bool                   `protobuf:"varint,3,opt,name=stop,proto3" json:"stop,omitempty"`
+	Drain     bool                   `protobuf:"varint,4,opt,name=drain,proto3" json:"drain,omitempty"`
+	Status    SavepointStatus        `protobuf:"varint,5,opt,name=status,proto3,enum=sabot.v1.SavepointStatus" json:"status,omitempty"`
+	// When completed: what deploy --from-savepoint takes.
+	Location      string                 `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
+	FailureReason string                 `protobuf:"bytes,7,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SavepointRequest) Reset() {
+	*x = SavepointRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavepointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavepointRequest) ProtoMessage() {}
+
+func (x *SavepointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavepointRequest.ProtoReflect.Descriptor instead.
+func (*SavepointRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SavepointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *SavepointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SavepointRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+func (x *SavepointRequest) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+func (x *SavepointRequest) GetStatus() SavepointStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SavepointStatus_SAVEPOINT_STATUS_UNSPECIFIED
+}
+
+func (x *SavepointRequest) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *SavepointRequest) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
+}
+
+func (x *SavepointRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *SavepointRequest) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
 var File_sabot_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_service_proto_rawDesc = "" +
@@ -810,19 +1177,53 @@ const file_sabot_v1_job_service_proto_rawDesc = "" +
 	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x124\n" +
 	"\x16incremental_size_bytes\x18\x04 \x01(\x03R\x14incrementalSizeBytes\x12\x1f\n" +
 	"\vduration_ms\x18\x05 \x01(\x03R\n" +
-	"durationMs*\x97\x01\n" +
+	"durationMs\"f\n" +
+	"\x17TriggerSavepointRequest\x12!\n" +
+	"\x06job_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05jobId\x12\x12\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\x12\x14\n" +
+	"\x05drain\x18\x03 \x01(\bR\x05drain\"T\n" +
+	"\x18TriggerSavepointResponse\x128\n" +
+	"\tsavepoint\x18\x01 \x01(\v2\x1a.sabot.v1.SavepointRequestR\tsavepoint\"c\n" +
+	"\x13GetSavepointRequest\x12!\n" +
+	"\x06job_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05jobId\x12)\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\trequestId\"P\n" +
+	"\x14GetSavepointResponse\x128\n" +
+	"\tsavepoint\x18\x01 \x01(\v2\x1a.sabot.v1.SavepointRequestR\tsavepoint\"\xe2\x02\n" +
+	"\x10SavepointRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04stop\x18\x03 \x01(\bR\x04stop\x12\x14\n" +
+	"\x05drain\x18\x04 \x01(\bR\x05drain\x121\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x19.sabot.v1.SavepointStatusR\x06status\x12\x1a\n" +
+	"\blocation\x18\x06 \x01(\tR\blocation\x12%\n" +
+	"\x0efailure_reason\x18\a \x01(\tR\rfailureReason\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
+	"\fcompleted_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt*\x97\x01\n" +
 	"\x10CheckpointStatus\x12!\n" +
 	"\x1dCHECKPOINT_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dCHECKPOINT_STATUS_IN_PROGRESS\x10\x01\x12\x1f\n" +
 	"\x1bCHECKPOINT_STATUS_COMPLETED\x10\x02\x12\x1c\n" +
-	"\x18CHECKPOINT_STATUS_FAILED\x10\x032\x84\x03\n" +
+	"\x18CHECKPOINT_STATUS_FAILED\x10\x03*\x8e\x01\n" +
+	"\x0fSavepointStatus\x12 \n" +
+	"\x1cSAVEPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SAVEPOINT_STATUS_PENDING\x10\x01\x12\x1e\n" +
+	"\x1aSAVEPOINT_STATUS_COMPLETED\x10\x02\x12\x1b\n" +
+	"\x17SAVEPOINT_STATUS_FAILED\x10\x032\xb3\x04\n" +
 	"\n" +
 	"JobService\x12D\n" +
 	"\tDeployJob\x12\x1a.sabot.v1.DeployJobRequest\x1a\x1b.sabot.v1.DeployJobResponse\x12F\n" +
 	"\bListJobs\x12\x19.sabot.v1.ListJobsRequest\x1a\x1a.sabot.v1.ListJobsResponse\"\x03\x90\x02\x01\x12@\n" +
 	"\x06GetJob\x12\x17.sabot.v1.GetJobRequest\x1a\x18.sabot.v1.GetJobResponse\"\x03\x90\x02\x01\x12I\n" +
 	"\tCancelJob\x12\x1a.sabot.v1.CancelJobRequest\x1a\x1b.sabot.v1.CancelJobResponse\"\x03\x90\x02\x02\x12[\n" +
-	"\x0fListCheckpoints\x12 .sabot.v1.ListCheckpointsRequest\x1a!.sabot.v1.ListCheckpointsResponse\"\x03\x90\x02\x01B0Z.github.com/sabotdev/sabot/gen/sabot/v1;sabotv1b\x06proto3"
+	"\x0fListCheckpoints\x12 .sabot.v1.ListCheckpointsRequest\x1a!.sabot.v1.ListCheckpointsResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\x10TriggerSavepoint\x12!.sabot.v1.TriggerSavepointRequest\x1a\".sabot.v1.TriggerSavepointResponse\x12R\n" +
+	"\fGetSavepoint\x12\x1d.sabot.v1.GetSavepointRequest\x1a\x1e.sabot.v1.GetSavepointResponse\"\x03\x90\x02\x01B0Z.github.com/sabotdev/sabot/gen/sabot/v1;sabotv1b\x06proto3"
 
 var (
 	file_sabot_v1_job_service_proto_rawDescOnce sync.Once
@@ -836,51 +1237,66 @@ func file_sabot_v1_job_service_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_service_proto_rawDescData
 }
 
-var file_sabot_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sabot_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_sabot_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sabot_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sabot_v1_job_service_proto_goTypes = []any{
-	(CheckpointStatus)(0),           // 0: sabot.v1.CheckpointStatus
-	(*DeployJobRequest)(nil),        // 1: sabot.v1.DeployJobRequest
-	(*DeployJobResponse)(nil),       // 2: sabot.v1.DeployJobResponse
-	(*ListJobsRequest)(nil),         // 3: sabot.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),        // 4: sabot.v1.ListJobsResponse
-	(*GetJobRequest)(nil),           // 5: sabot.v1.GetJobRequest
-	(*GetJobResponse)(nil),          // 6: sabot.v1.GetJobResponse
-	(*CancelJobRequest)(nil),        // 7: sabot.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),       // 8: sabot.v1.CancelJobResponse
-	(*ListCheckpointsRequest)(nil),  // 9: sabot.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil), // 10: sabot.v1.ListCheckpointsResponse
-	(*CheckpointInfo)(nil),          // 11: sabot.v1.CheckpointInfo
-	(*OperatorCheckpointInfo)(nil),  // 12: sabot.v1.OperatorCheckpointInfo
-	(*JobSpec)(nil),                 // 13: sabot.v1.JobSpec
-	(*Job)(nil),                     // 14: sabot.v1.Job
-	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
+	(CheckpointStatus)(0),            // 0: sabot.v1.CheckpointStatus
+	(SavepointStatus)(0),             // 1: sabot.v1.SavepointStatus
+	(*DeployJobRequest)(nil),         // 2: sabot.v1.DeployJobRequest
+	(*DeployJobResponse)(nil),        // 3: sabot.v1.DeployJobResponse
+	(*ListJobsRequest)(nil),          // 4: sabot.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 5: sabot.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 6: sabot.v1.GetJobRequest
+	(*GetJobResponse)(nil),           // 7: sabot.v1.GetJobResponse
+	(*CancelJobRequest)(nil),         // 8: sabot.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 9: sabot.v1.CancelJobResponse
+	(*ListCheckpointsRequest)(nil),   // 10: sabot.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 11: sabot.v1.ListCheckpointsResponse
+	(*CheckpointInfo)(nil),           // 12: sabot.v1.CheckpointInfo
+	(*OperatorCheckpointInfo)(nil),   // 13: sabot.v1.OperatorCheckpointInfo
+	(*TriggerSavepointRequest)(nil),  // 14: sabot.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 15: sabot.v1.TriggerSavepointResponse
+	(*GetSavepointRequest)(nil),      // 16: sabot.v1.GetSavepointRequest
+	(*GetSavepointResponse)(nil),     // 17: sabot.v1.GetSavepointResponse
+	(*SavepointRequest)(nil),         // 18: sabot.v1.SavepointRequest
+	(*JobSpec)(nil),                  // 19: sabot.v1.JobSpec
+	(*Job)(nil),                      // 20: sabot.v1.Job
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_service_proto_depIdxs = []int32{
-	13, // 0: sabot.v1.DeployJobRequest.spec:type_name -> sabot.v1.JobSpec
-	14, // 1: sabot.v1.DeployJobResponse.job:type_name -> sabot.v1.Job
-	14, // 2: sabot.v1.ListJobsResponse.jobs:type_name -> sabot.v1.Job
-	14, // 3: sabot.v1.GetJobResponse.job:type_name -> sabot.v1.Job
-	14, // 4: sabot.v1.CancelJobResponse.job:type_name -> sabot.v1.Job
-	11, // 5: sabot.v1.ListCheckpointsResponse.checkpoints:type_name -> sabot.v1.CheckpointInfo
+	19, // 0: sabot.v1.DeployJobRequest.spec:type_name -> sabot.v1.JobSpec
+	20, // 1: sabot.v1.DeployJobResponse.job:type_name -> sabot.v1.Job
+	20, // 2: sabot.v1.ListJobsResponse.jobs:type_name -> sabot.v1.Job
+	20, // 3: sabot.v1.GetJobResponse.job:type_name -> sabot.v1.Job
+	20, // 4: sabot.v1.CancelJobResponse.job:type_name -> sabot.v1.Job
+	12, // 5: sabot.v1.ListCheckpointsResponse.checkpoints:type_name -> sabot.v1.CheckpointInfo
 	0,  // 6: sabot.v1.CheckpointInfo.status:type_name -> sabot.v1.CheckpointStatus
-	15, // 7: sabot.v1.CheckpointInfo.trigger_time:type_name -> google.protobuf.Timestamp
-	12, // 8: sabot.v1.CheckpointInfo.operators:type_name -> sabot.v1.OperatorCheckpointInfo
-	1,  // 9: sabot.v1.JobService.DeployJob:input_type -> sabot.v1.DeployJobRequest
-	3,  // 10: sabot.v1.JobService.ListJobs:input_type -> sabot.v1.ListJobsRequest
-	5,  // 11: sabot.v1.JobService.GetJob:input_type -> sabot.v1.GetJobRequest
-	7,  // 12: sabot.v1.JobService.CancelJob:input_type -> sabot.v1.CancelJobRequest
-	9,  // 13: sabot.v1.JobService.ListCheckpoints:input_type -> sabot.v1.ListCheckpointsRequest
-	2,  // 14: sabot.v1.JobService.DeployJob:output_type -> sabot.v1.DeployJobResponse
-	4,  // 15: sabot.v1.JobService.ListJobs:output_type -> sabot.v1.ListJobsResponse
-	6,  // 16: sabot.v1.JobService.GetJob:output_type -> sabot.v1.GetJobResponse
-	8,  // 17: sabot.v1.JobService.CancelJob:output_type -> sabot.v1.CancelJobResponse
-	10, // 18: sabot.v1.JobService.ListCheckpoints:output_type -> sabot.v1.ListCheckpointsResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 7: sabot.v1.CheckpointInfo.trigger_time:type_name -> google.protobuf.Timestamp
+	13, // 8: sabot.v1.CheckpointInfo.operators:type_name -> sabot.v1.OperatorCheckpointInfo
+	18, // 9: sabot.v1.TriggerSavepointResponse.savepoint:type_name -> sabot.v1.SavepointRequest
+	18, // 10: sabot.v1.GetSavepointResponse.savepoint:type_name -> sabot.v1.SavepointRequest
+	1,  // 11: sabot.v1.SavepointRequest.status:type_name -> sabot.v1.SavepointStatus
+	21, // 12: sabot.v1.SavepointRequest.created_at:type_name -> google.protobuf.Timestamp
+	21, // 13: sabot.v1.SavepointRequest.completed_at:type_name -> google.protobuf.Timestamp
+	2,  // 14: sabot.v1.JobService.DeployJob:input_type -> sabot.v1.DeployJobRequest
+	4,  // 15: sabot.v1.JobService.ListJobs:input_type -> sabot.v1.ListJobsRequest
+	6,  // 16: sabot.v1.JobService.GetJob:input_type -> sabot.v1.GetJobRequest
+	8,  // 17: sabot.v1.JobService.CancelJob:input_type -> sabot.v1.CancelJobRequest
+	10, // 18: sabot.v1.JobService.ListCheckpoints:input_type -> sabot.v1.ListCheckpointsRequest
+	14, // 19: sabot.v1.JobService.TriggerSavepoint:input_type -> sabot.v1.TriggerSavepointRequest
+	16, // 20: sabot.v1.JobService.GetSavepoint:input_type -> sabot.v1.GetSavepointRequest
+	3,  // 21: sabot.v1.JobService.DeployJob:output_type -> sabot.v1.DeployJobResponse
+	5,  // 22: sabot.v1.JobService.ListJobs:output_type -> sabot.v1.ListJobsResponse
+	7,  // 23: sabot.v1.JobService.GetJob:output_type -> sabot.v1.GetJobResponse
+	9,  // 24: sabot.v1.JobService.CancelJob:output_type -> sabot.v1.CancelJobResponse
+	11, // 25: sabot.v1.JobService.ListCheckpoints:output_type -> sabot.v1.ListCheckpointsResponse
+	15, // 26: sabot.v1.JobService.TriggerSavepoint:output_type -> sabot.v1.TriggerSavepointResponse
+	17, // 27: sabot.v1.JobService.GetSavepoint:output_type -> sabot.v1.GetSavepointResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_service_proto_init() }
@@ -894,8 +1310,8 @@ func file_sabot_v1_job_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_service_proto_rawDesc), len(file_sabot_v1_job_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   12,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

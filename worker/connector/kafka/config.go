@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -23,6 +24,13 @@ const (
 	DefaultBadRecordLogInterval   = 10 * time.Second
 	DefaultMaxBufferedRecords     = 10000
 	DefaultMaxBufferedBytes       = 32 << 20
+	// DefaultTransactionTimeout is Kafka's default broker maximum
+	// (transaction.max.timeout.ms, 15 minutes): the longest a TxnSink
+	// transaction may stay open that an unconfigured broker accepts.
+	DefaultTransactionTimeout = 15 * time.Minute
+	// DefaultMaxPendingTransactions bounds a TxnSink's pre-committed
+	// transactions waiting for their checkpoint to complete.
+	DefaultMaxPendingTransactions = 8
 )
 
 // Metadata column names a Source can append to its output (MetadataColumns).
@@ -512,4 +520,116 @@ func (c SinkConfig) Validate() error {
 func (c SinkConfig) String() string {
 	return fmt.Sprintf("kafka sink{brokers=%s topic=%s format=%v key=%v partitioning=%v}",
 		strings.Join(c.Brokers, ","), c.Topic, c.Format, c.KeyColumns, c.Partitioning)
+}
+
+// TxnSinkConfig configures a TxnSink: a SinkConfig (its Subtask also
+// names the transactional ids, whatever the partitioning; its ClientOpts
+// go to every client the sink makes and must not set a transactional id
+// or transaction timeout) and the transaction settings.
+type TxnSinkConfig struct {
+	SinkConfig
+
+	// TransactionalIDPrefix names this sink's transactions: transaction
+	// number seq of subtask i is "<prefix>-<i>-<seq>". Required. It must be
+	// unique to the job and sink (no other producer may use ids under it)
+	// and stable across restarts of the job, since recovery looks for the
+	// transactions a crashed attempt left open under it; a job started
+	// afresh (no restored state) should get a new prefix, or recovery
+	// walks every id an earlier run of the prefix used.
+	TransactionalIDPrefix string
+	// TransactionTimeout is the transaction timeout the broker enforces
+	// (transaction_timeout_ms; default DefaultTransactionTimeout). A
+	// transaction stays open from the first row after a checkpoint until
+	// the next checkpoint completes and is committed, or, after a crash,
+	// until the next attempt recovers it: the broker aborts one that
+	// outlives the timeout, and the rows of a completed checkpoint are then
+	// lost (ErrTransactionLost). It must not exceed the broker's
+	// transaction.max.timeout.ms, or the broker refuses every transaction.
+	// CheckTransactionTimeout checks both bounds.
+	TransactionTimeout time.Duration
+	// MaxPendingTransactions bounds the transactions pre-committed and not
+	// yet committed (default DefaultMaxPendingTransactions); PreCommit
+	// blocks while it is reached.
+	MaxPendingTransactions int
+}
+
+func (c TxnSinkConfig) withDefaults() TxnSinkConfig {
+	c.SinkConfig = c.SinkConfig.withDefaults()
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = DefaultTransactionTimeout
+	}
+	if c.MaxPendingTransactions == 0 {
+		c.MaxPendingTransactions = DefaultMaxPendingTransactions
+	}
+	return c
+}
+
+// Validate reports every contradiction in c, joined.
+func (c TxnSinkConfig) Validate() error {
+	errs := []error{c.SinkConfig.Validate()}
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("kafka: txn sink config: "+format, args...))
+	}
+	if c.TransactionalIDPrefix == "" {
+		bad("no transactional id prefix")
+	}
+	if c.Subtask < 0 {
+		bad("negative subtask %d", c.Subtask)
+	}
+	if c.TransactionTimeout < 0 || (c.TransactionTimeout > 0 && c.TransactionTimeout < time.Millisecond) ||
+		c.TransactionTimeout.Milliseconds() > math.MaxInt32 {
+		bad("transaction timeout %v out of range (1ms to %v)", c.TransactionTimeout, time.Duration(math.MaxInt32)*time.Millisecond)
+	}
+	if c.MaxPendingTransactions < 0 {
+		bad("negative max pending transactions %d", c.MaxPendingTransactions)
+	}
+	return errors.Join(errs...)
+}
+
+// String describes c without ClientOpts.
+func (c TxnSinkConfig) String() string {
+	return fmt.Sprintf("kafka txn sink{brokers=%s topic=%s format=%v key=%v partitioning=%v transactional_id_prefix=%s subtask=%d transaction_timeout=%v}",
+		strings.Join(c.Brokers, ","), c.Topic, c.Format, c.KeyColumns, c.Partitioning, c.TransactionalIDPrefix, c.Subtask, c.withDefaults().TransactionTimeout)
+}
+
+// CheckTransactionTimeout reports whether a TxnSink's transaction timeout
+// txTimeout is safe for a job that checkpoints every checkpointInterval,
+// on brokers whose transaction.max.timeout.ms is brokerMax.
+// recoveryAllowance is the longest the job may take, beyond one interval,
+// to complete and commit a checkpoint or, after a crash, to restart and
+// recover (failure detection, rescheduling, state download).
+//
+// Both bounds are traps that lose no time on a healthy day:
+//
+//   - txTimeout must exceed checkpointInterval + recoveryAllowance. A
+//     transaction is open from the first row after one checkpoint until
+//     the next checkpoint is committed, or until the next attempt recovers
+//     it after a crash. The broker aborts a transaction that outlives its
+//     timeout, even one its checkpoint has already covered: those rows are
+//     lost, and the sink reports ErrTransactionLost only when it tries to
+//     commit.
+//   - txTimeout must not exceed brokerMax: the broker refuses it at
+//     InitProducerID (INVALID_TRANSACTION_TIMEOUT), so no transaction ever
+//     starts.
+//
+// The returned error explains each violated bound; nil means both hold.
+func CheckTransactionTimeout(txTimeout, brokerMax, checkpointInterval, recoveryAllowance time.Duration) error {
+	var errs []error
+	if txTimeout <= 0 || brokerMax <= 0 || checkpointInterval <= 0 || recoveryAllowance < 0 {
+		return fmt.Errorf("kafka: transaction timeout check: need positive durations, got transaction timeout %v, broker maximum %v, checkpoint interval %v, recovery allowance %v",
+			txTimeout, brokerMax, checkpointInterval, recoveryAllowance)
+	}
+	if need := checkpointInterval + recoveryAllowance; txTimeout <= need {
+		errs = append(errs, fmt.Errorf("kafka: transaction timeout %v must exceed the checkpoint interval %v plus the recovery allowance %v (%v): "+
+			"a transaction stays open until its checkpoint completes and is committed, or until a restarted job recovers it, "+
+			"and the broker aborts one that outlives its timeout, losing rows of a completed checkpoint",
+			txTimeout, checkpointInterval, recoveryAllowance, need))
+	}
+	if txTimeout > brokerMax {
+		errs = append(errs, fmt.Errorf("kafka: transaction timeout %v exceeds the broker's transaction.max.timeout.ms %v: "+
+			"the broker refuses it at InitProducerID (INVALID_TRANSACTION_TIMEOUT) and no transaction can start; "+
+			"raise transaction.max.timeout.ms on the brokers or lower transaction_timeout_ms",
+			txTimeout, brokerMax))
+	}
+	return errors.Join(errs...)
 }

@@ -1,11 +1,13 @@
 // Package kafka is Sabot's Kafka connector: a Source that reads partitions
-// into Arrow record batches and an at-least-once Sink that writes the rows
-// of record batches as records, both on franz-go (kgo). It owns decoding
-// (JSON, CSV, raw) and encoding (JSON), split assignment and offset
-// tracking, the bad-record policies, and the kgo clients' limits. It does
-// not own watermark generation, checkpoint storage or the task loop: the
-// runtime (worker/runtime) drives a Source and a Sink from a task and
-// stores what Offsets returns in its checkpoints.
+// into Arrow record batches, an at-least-once Sink and an exactly-once
+// TxnSink that write the rows of record batches as records, all on
+// franz-go (kgo). It owns decoding (JSON, CSV, raw) and encoding (JSON),
+// split assignment and offset tracking, the bad-record policies, the
+// Kafka side of the transactional sink's two-phase commit, and the kgo
+// clients' limits. It does not own watermark generation, checkpoint
+// storage or the task loop: the runtime (worker/runtime) drives a Source
+// and a sink from a task, stores what Offsets and TxnSink.Snapshot return
+// in its checkpoints, and tells a TxnSink when a checkpoint completes.
 //
 // # Splits and offsets
 //
@@ -74,6 +76,11 @@
 // ends: a task loop that must also serve barriers and timers polls with a
 // deadline and treats context.DeadlineExceeded as idle.
 //
+// A TxnSink's Recover, Write, PreCommit, Snapshot and Close belong to the
+// task goroutine (Close may also come after it stopped); Commit may come
+// from any goroutine, concurrently with them, and Close ends a Commit in
+// flight before closing the clients.
+//
 // # Sink and the transactional variant
 //
 // Sink.Write encodes each row into a pooled kgo.Record (its value and key
@@ -86,18 +93,78 @@
 // that Flush saw acknowledged, so after a restore they may be written
 // again (at least once), never lost.
 //
-// The exactly-once (two-phase commit) variant, next milestone, reuses the
-// encoder, key and partitioner code unchanged and differs in the client
-// and its lifecycle: one kgo client per subtask with
-// kgo.TransactionalID(job/vertex/subtask/n), so a restarted subtask fences
-// its zombie; BeginTransaction when the first row after a checkpoint is
-// written; on the barrier, Flush and keep the transaction open
-// (pre-commit), recording (transactional id, producer id, epoch) in the
-// snapshot; on checkpoint complete, EndTransaction(TryCommit); on restore,
-// commit what the restored snapshot lists and abort anything newer. A
-// kgo client holds one open transaction, so rows after a barrier whose
-// checkpoint is not yet complete go to a second client from a small pool
-// of transactional ids, as Flink's KafkaWriter does.
+// TxnSink is the exactly-once variant: Flink's two-phase commit sink over
+// Kafka transactions. It reuses Sink's encoder, key and partitioner code
+// (recordWriter, producerOpts) and differs in its clients and their
+// lifecycle. Every transaction gets its own transactional id,
+// "<prefix>-<subtask>-<seq>" with seq counting the subtask's transactions,
+// and its own kgo client (kgo.TransactionalID is fixed per client, and a
+// client holds one open transaction, while rows after a barrier must not
+// wait for the previous checkpoint to complete). The runtime drives it:
+//
+//   - Recover(ctx, state), once, before the first Write: state is the
+//     sink's state in the restored checkpoint, or nil. It commits every
+//     transaction the state lists as pending (the checkpoint completed, so
+//     they must be visible; committing one the crashed attempt already
+//     committed is a no-op), then sends InitProducerID for each of the
+//     subtask's ids from the state's next seq on, until one the broker did
+//     not know: that aborts what the crashed attempt left open and fences
+//     its clients.
+//   - Write: the first Write after a PreCommit begins a transaction (the
+//     new client's InitProducerID is the round trip); an interval without
+//     rows begins none.
+//   - PreCommit(ctx, n) when barrier n reaches the sink: flush (every
+//     record acknowledged) and keep the transaction open as pending under
+//     n. At most MaxPendingTransactions are pending; PreCommit blocks for
+//     a free one (backpressure on a slow checkpoint coordinator).
+//   - Snapshot(), right after: the pending transactions (checkpoint,
+//     transactional id, producer id, epoch) and the next seq, as JSON.
+//   - Commit(ctx, n) once checkpoint n is complete (its metadata durable),
+//     from any goroutine: commit every pending transaction up to n, oldest
+//     first, and close its client. Idempotent.
+//   - Close: abort the open transaction, close the clients, and leave
+//     pending ones open for the next attempt's Recover.
+//
+// Commits, in Commit and in Recover alike, are raw EndTxn requests that
+// name the transaction's producer id and epoch, sent from the sink's own
+// plain client (kgo routes them to the transaction coordinator): the same
+// path commits this attempt's transactions and a crashed attempt's. A
+// commit retry's answer depends on the EndTxn version (KIP-890 bumps the
+// epoch at every commit under v5): see TxnSink.commit. A transaction the
+// broker aborted before its checkpoint could commit it, typically because
+// its timeout elapsed, is data loss: Commit and Recover return a
+// *LostTransactionError, matching ErrTransactionLost, naming the
+// transactional id and the checkpoint, and the sink fails; it is never
+// silently skipped.
+//
+// Consumers of the topic see the rows exactly once only if they read with
+// isolation.level=read_committed (kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+// this package's Source by default): a read_uncommitted consumer also sees
+// rows of open and aborted transactions. Rows become visible when their
+// checkpoint completes and Commit runs, so end-to-end latency is about a
+// checkpoint interval, and an open or pending transaction holds
+// read_committed consumers at its first offset (the last stable offset)
+// until it ends.
+//
+// The timeout trap. The broker aborts a transaction that stays open longer
+// than its transaction timeout (TxnSinkConfig.TransactionTimeout, sent as
+// transaction_timeout_ms), even one whose checkpoint has completed but is
+// not yet committed, for example while a crashed job restarts. The timeout
+// must therefore exceed the checkpoint interval plus the time to complete
+// a checkpoint or to recover from a crash. It must also not exceed the
+// brokers' transaction.max.timeout.ms (15 minutes by default), or the
+// broker refuses every transaction at InitProducerID
+// (INVALID_TRANSACTION_TIMEOUT; Recover and Write then fail with an error
+// naming both values). CheckTransactionTimeout checks both bounds, and
+// TxnSink.TransactionMaxTimeout reads the brokers' limit; the runtime
+// should call them when it starts a job.
+//
+// Limits: the transactional id prefix must be unique to the job and sink
+// and stable across its restarts (a job started afresh, with no state,
+// should use a new one); each subtask must recover its own state. A
+// replaced attempt that is still alive cannot write into the ids its
+// successor's Recover fenced, but the runtime must never let it Commit
+// after that Recover (its checkpoints must not complete).
 //
 // # Deferred
 //
@@ -109,4 +176,8 @@
 //   - Per-split pause/resume (kgo.PauseFetchPartitions) for watermark
 //     alignment, and idleness detection (the runtime's job).
 //   - Metrics export beyond Stats.
+//   - Rescaling a job with a TxnSink (a subtask recovering several
+//     subtasks' states), and transactional ids that expired
+//     (transactional.id.expiration.ms) between a checkpoint and its
+//     recovery: a pending one then reads as lost.
 package kafka

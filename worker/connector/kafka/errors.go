@@ -10,7 +10,8 @@ import (
 // under PolicyFail, and the error carried in a dead-letter record's header.
 var ErrMalformed = errors.New("kafka: malformed record")
 
-// ErrClosed is returned by Poll, Write and Flush after Close.
+// ErrClosed is returned by Poll, Write and Flush after Close, and by the
+// TxnSink's methods after its Close.
 var ErrClosed = errors.New("kafka: closed")
 
 // ErrUnknownTopic is returned by NewSource when a configured topic does not
@@ -79,3 +80,46 @@ func (e *ProduceError) Error() string {
 }
 
 func (e *ProduceError) Unwrap() error { return e.Err }
+
+// ErrTransactionLost matches (errors.Is) every *LostTransactionError: a
+// TxnSink transaction that a completed checkpoint covers could not be
+// committed because the broker had already aborted it (typically its
+// transaction timeout elapsed first) or no longer knows it. Its rows are
+// not in the topic, or cannot be shown to be: treat it as data loss,
+// which retrying cannot undo.
+var ErrTransactionLost = errors.New("kafka: transaction lost")
+
+// LostTransactionError is a pre-committed transaction that Commit or
+// Recover could not commit because the broker ended it otherwise. It
+// matches ErrTransactionLost; Err is the broker's answer (for example
+// kerr.InvalidTxnState or kerr.ProducerFenced).
+type LostTransactionError struct {
+	TransactionalID string
+	Checkpoint      int64
+	ProducerID      int64
+	ProducerEpoch   int16
+	// Unknown is set when the broker no longer knows the transaction
+	// (INVALID_PRODUCER_ID_MAPPING: its transactional id expired after
+	// transactional.id.expiration.ms, 7 days by default, for example when
+	// restoring an old savepoint): it ended long ago, committed or
+	// aborted, and which cannot be told.
+	Unknown bool
+	Err     error
+}
+
+func (e *LostTransactionError) Error() string {
+	what := "was aborted by the broker before it could be committed, so its rows are not in the topic " +
+		"(the usual cause is a transaction timeout shorter than checkpoint interval plus recovery time; see CheckTransactionTimeout)"
+	if e.Unknown {
+		what = "is no longer known to the broker (its transactional id expired, or the broker lost its state), " +
+			"so whether its rows were committed cannot be known"
+	}
+	return fmt.Sprintf("kafka: DATA LOSS: transaction %s (producer id %d, epoch %d) of completed checkpoint %d %s: %v",
+		e.TransactionalID, e.ProducerID, e.ProducerEpoch, e.Checkpoint, what, e.Err)
+}
+
+// Unwrap returns the broker's error.
+func (e *LostTransactionError) Unwrap() error { return e.Err }
+
+// Is makes every LostTransactionError match ErrTransactionLost.
+func (e *LostTransactionError) Is(target error) bool { return target == ErrTransactionLost } //nolint:errorlint // an Is method compares identity by definition

@@ -44,6 +44,11 @@ const (
 	// JobServiceListCheckpointsProcedure is the fully-qualified name of the JobService's
 	// ListCheckpoints RPC.
 	JobServiceListCheckpointsProcedure = "/sabot.v1.JobService/ListCheckpoints"
+	// JobServiceTriggerSavepointProcedure is the fully-qualified name of the JobService's
+	// TriggerSavepoint RPC.
+	JobServiceTriggerSavepointProcedure = "/sabot.v1.JobService/TriggerSavepoint"
+	// JobServiceGetSavepointProcedure is the fully-qualified name of the JobService's GetSavepoint RPC.
+	JobServiceGetSavepointProcedure = "/sabot.v1.JobService/GetSavepoint"
 )
 
 // JobServiceClient is a client for the sabot.v1.JobService service.
@@ -60,6 +65,11 @@ type JobServiceClient interface {
 	// ListCheckpoints returns a job's recent checkpoints, newest first, and
 	// its latest completed one.
 	ListCheckpoints(context.Context, *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error)
+	// TriggerSavepoint asks the running job for a savepoint (and, with stop,
+	// to stop after it). It returns at once; GetSavepoint follows it.
+	TriggerSavepoint(context.Context, *connect.Request[v1.TriggerSavepointRequest]) (*connect.Response[v1.TriggerSavepointResponse], error)
+	// GetSavepoint returns a savepoint request and, once done, its location.
+	GetSavepoint(context.Context, *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error)
 }
 
 // NewJobServiceClient constructs a client for the sabot.v1.JobService service. By default, it uses
@@ -107,16 +117,31 @@ func NewJobServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		triggerSavepoint: connect.NewClient[v1.TriggerSavepointRequest, v1.TriggerSavepointResponse](
+			httpClient,
+			baseURL+JobServiceTriggerSavepointProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("TriggerSavepoint")),
+			connect.WithClientOptions(opts...),
+		),
+		getSavepoint: connect.NewClient[v1.GetSavepointRequest, v1.GetSavepointResponse](
+			httpClient,
+			baseURL+JobServiceGetSavepointProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("GetSavepoint")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // jobServiceClient implements JobServiceClient.
 type jobServiceClient struct {
-	deployJob       *connect.Client[v1.DeployJobRequest, v1.DeployJobResponse]
-	listJobs        *connect.Client[v1.ListJobsRequest, v1.ListJobsResponse]
-	getJob          *connect.Client[v1.GetJobRequest, v1.GetJobResponse]
-	cancelJob       *connect.Client[v1.CancelJobRequest, v1.CancelJobResponse]
-	listCheckpoints *connect.Client[v1.ListCheckpointsRequest, v1.ListCheckpointsResponse]
+	deployJob        *connect.Client[v1.DeployJobRequest, v1.DeployJobResponse]
+	listJobs         *connect.Client[v1.ListJobsRequest, v1.ListJobsResponse]
+	getJob           *connect.Client[v1.GetJobRequest, v1.GetJobResponse]
+	cancelJob        *connect.Client[v1.CancelJobRequest, v1.CancelJobResponse]
+	listCheckpoints  *connect.Client[v1.ListCheckpointsRequest, v1.ListCheckpointsResponse]
+	triggerSavepoint *connect.Client[v1.TriggerSavepointRequest, v1.TriggerSavepointResponse]
+	getSavepoint     *connect.Client[v1.GetSavepointRequest, v1.GetSavepointResponse]
 }
 
 // DeployJob calls sabot.v1.JobService.DeployJob.
@@ -144,6 +169,16 @@ func (c *jobServiceClient) ListCheckpoints(ctx context.Context, req *connect.Req
 	return c.listCheckpoints.CallUnary(ctx, req)
 }
 
+// TriggerSavepoint calls sabot.v1.JobService.TriggerSavepoint.
+func (c *jobServiceClient) TriggerSavepoint(ctx context.Context, req *connect.Request[v1.TriggerSavepointRequest]) (*connect.Response[v1.TriggerSavepointResponse], error) {
+	return c.triggerSavepoint.CallUnary(ctx, req)
+}
+
+// GetSavepoint calls sabot.v1.JobService.GetSavepoint.
+func (c *jobServiceClient) GetSavepoint(ctx context.Context, req *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error) {
+	return c.getSavepoint.CallUnary(ctx, req)
+}
+
 // JobServiceHandler is an implementation of the sabot.v1.JobService service.
 type JobServiceHandler interface {
 	// DeployJob stores a job and asks the scheduler to run it.
@@ -158,6 +193,11 @@ type JobServiceHandler interface {
 	// ListCheckpoints returns a job's recent checkpoints, newest first, and
 	// its latest completed one.
 	ListCheckpoints(context.Context, *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error)
+	// TriggerSavepoint asks the running job for a savepoint (and, with stop,
+	// to stop after it). It returns at once; GetSavepoint follows it.
+	TriggerSavepoint(context.Context, *connect.Request[v1.TriggerSavepointRequest]) (*connect.Response[v1.TriggerSavepointResponse], error)
+	// GetSavepoint returns a savepoint request and, once done, its location.
+	GetSavepoint(context.Context, *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error)
 }
 
 // NewJobServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -201,6 +241,19 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	jobServiceTriggerSavepointHandler := connect.NewUnaryHandler(
+		JobServiceTriggerSavepointProcedure,
+		svc.TriggerSavepoint,
+		connect.WithSchema(jobServiceMethods.ByName("TriggerSavepoint")),
+		connect.WithHandlerOptions(opts...),
+	)
+	jobServiceGetSavepointHandler := connect.NewUnaryHandler(
+		JobServiceGetSavepointProcedure,
+		svc.GetSavepoint,
+		connect.WithSchema(jobServiceMethods.ByName("GetSavepoint")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sabot.v1.JobService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case JobServiceDeployJobProcedure:
@@ -213,6 +266,10 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 			jobServiceCancelJobHandler.ServeHTTP(w, r)
 		case JobServiceListCheckpointsProcedure:
 			jobServiceListCheckpointsHandler.ServeHTTP(w, r)
+		case JobServiceTriggerSavepointProcedure:
+			jobServiceTriggerSavepointHandler.ServeHTTP(w, r)
+		case JobServiceGetSavepointProcedure:
+			jobServiceGetSavepointHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -240,4 +297,12 @@ func (UnimplementedJobServiceHandler) CancelJob(context.Context, *connect.Reques
 
 func (UnimplementedJobServiceHandler) ListCheckpoints(context.Context, *connect.Request[v1.ListCheckpointsRequest]) (*connect.Response[v1.ListCheckpointsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.ListCheckpoints is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) TriggerSavepoint(context.Context, *connect.Request[v1.TriggerSavepointRequest]) (*connect.Response[v1.TriggerSavepointResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.TriggerSavepoint is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) GetSavepoint(context.Context, *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.GetSavepoint is not implemented"))
 }
