@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -404,7 +405,10 @@ func (b *checkpointBench) throughputRun(ctx context.Context, backend string, int
 	r.EventsPerSecond = float64(b.events) / r.WallSeconds
 	r.SinkRows = j.rows.Load()
 
-	var durs, sizes, incs []float64
+	var (
+		durs, sizes, incs []float64
+		reasons           []string
+	)
 	for _, c := range com.history(1) {
 		switch c.info.GetStatus() {
 		case sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED:
@@ -414,6 +418,9 @@ func (b *checkpointBench) throughputRun(ctx context.Context, backend string, int
 			incs = append(incs, float64(s.IncrementalBytes))
 		case sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED:
 			r.Failed++
+			if !slices.Contains(reasons, c.info.GetFailureReason()) {
+				reasons = append(reasons, c.info.GetFailureReason())
+			}
 		default: // in progress when the job finished
 		}
 	}
@@ -429,6 +436,9 @@ func (b *checkpointBench) throughputRun(ctx context.Context, backend string, int
 		r.Note = "no checkpoint completed before the job finished"
 	case interval > 0 && r.Completed < 3:
 		r.Note = fmt.Sprintf("only %d checkpoint(s) in %.1fs: a rough figure", r.Completed, wall.Seconds())
+	}
+	if len(reasons) > 0 {
+		r.Note = strings.TrimPrefix(r.Note+"; failed: "+strings.Join(reasons, "; "), "; ")
 	}
 	return r, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sabotdev/sabot/internal/cluster"
 	"github.com/sabotdev/sabot/internal/manifest"
 	"github.com/sabotdev/sabot/internal/testkit"
+	sabotrt "github.com/sabotdev/sabot/worker/runtime"
 )
 
 // longCrash runs the crash tests' long form: many more kills and records.
@@ -99,6 +100,7 @@ func (p *proc) kill() {
 // crashSetup is one crash-test configuration.
 type crashSetup struct {
 	exactlyOnce bool
+	pebble      bool
 	blobURL     func(t *testing.T) (url string, env []string, store blob.Store)
 }
 
@@ -129,7 +131,9 @@ func s3Blob(t *testing.T) (string, []string, blob.Store) {
 // starting a replacement worker. Input keeps flowing throughout. Reading
 // the output with read_committed, every key's counts must be exactly
 // 1..n (n = its number of inputs): nothing lost, nothing duplicated. Once
-// with the file blob store, once with the S3-compatible server.
+// with the file blob store and heap state, once with the S3-compatible
+// server and pebble state (incremental checkpoints). Afterwards the blob
+// store holds only what the retained checkpoint references.
 func TestExactlyOnceSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	t.Run("file", func(t *testing.T) {
@@ -138,7 +142,7 @@ func TestExactlyOnceSurvivesSIGKILL(t *testing.T) {
 	})
 	t.Run("s3", func(t *testing.T) {
 		t.Parallel()
-		runCrashTest(t, crashSetup{exactlyOnce: true, blobURL: s3Blob})
+		runCrashTest(t, crashSetup{exactlyOnce: true, pebble: true, blobURL: s3Blob})
 	})
 }
 
@@ -196,6 +200,9 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 		t.Fatal(err)
 	}
 	spec.Checkpointing = &sabotv1.Checkpointing{IntervalMs: 200}
+	if setup.pebble {
+		spec.StateBackend = sabotv1.StateBackend_STATE_BACKEND_PEBBLE
+	}
 	sink := spec.GetGraph().GetVertices()[2].GetOperator().GetKafkaSink()
 	if setup.exactlyOnce {
 		sink.Delivery = sabotv1.DeliveryGuarantee_DELIVERY_GUARANTEE_EXACTLY_ONCE
@@ -347,26 +354,53 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 	if !setup.exactlyOnce && dups+overcounted == 0 {
 		t.Errorf("at-least-once run produced no duplicates across %d kills: the modes do not differ", kills)
 	}
-	checkNoGarbage(t, store, id)
+	if _, err := client.CancelJob(context.Background(), connect.NewRequest(&sabotv1.CancelJobRequest{JobId: id})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, id, sabotv1.JobState_JOB_STATE_CANCELED, 0)
+	checkNoGarbage(t, etcd.Client, store, id)
 }
 
-// checkNoGarbage lists the job's objects in the blob store: every object
-// must belong to a retained checkpoint (its directory or a shared file it
-// references); at most one incomplete checkpoint directory may exist (the
-// one being taken when the listing ran).
-func checkNoGarbage(t *testing.T, store blob.Store, jobID string) {
+// checkNoGarbage lists the job's objects in the blob store once it is
+// stopped: every object must belong to a retained checkpoint (its
+// directory, or a shared file its metadata references).
+func checkNoGarbage(t *testing.T, kv clientv3.KV, store blob.Store, jobID string) {
 	t.Helper()
-	n := 0
+	latest, _, err := cluster.LatestCheckpoint(context.Background(), kv, jobID)
+	if err != nil || latest == nil {
+		t.Fatalf("latest checkpoint: %v %v", latest, err)
+	}
+	keep := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, n := range latest.GetRetained() {
+		dirs[blob.CheckpointPrefix(jobID, n)] = true
+		md, err := sabotrt.ReadMetadata(context.Background(), store, blob.CheckpointMetadataKey(jobID, n))
+		if err != nil {
+			t.Fatalf("retained checkpoint %d: %v", n, err)
+		}
+		for _, s := range md.GetOperators() {
+			for _, f := range s.GetKeyed().GetPebble().GetFiles() {
+				keep[f.GetKey()] = true
+			}
+		}
+	}
+	objects, shared := 0, 0
 	for info, err := range store.List(context.Background(), blob.JobPrefix(jobID)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n++
-		_ = info
+		objects++
+		if keep[info.Key] {
+			shared++
+			continue
+		}
+		_, n, _, ok := blob.ParseCheckpointKey(info.Key)
+		if !ok || !dirs[blob.CheckpointPrefix(jobID, n)] {
+			t.Errorf("object %s belongs to no retained checkpoint (retained: %v)", info.Key, latest.GetRetained())
+		}
 	}
-	t.Logf("blob store holds %d objects of the job", n)
+	t.Logf("blob store holds %d objects of the job (%d shared state files), all referenced by retained checkpoints %v", objects, shared, latest.GetRetained())
 }
-
 func maxOf(xs []int64) int64 {
 	m := xs[0]
 	for _, x := range xs[1:] {

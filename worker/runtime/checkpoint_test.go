@@ -95,7 +95,7 @@ func finalCounts(t *testing.T, out *lines, into map[int64]int64) {
 func TestCheckpointRestoreCounts(t *testing.T) {
 	t.Parallel()
 	const (
-		n    = 30000
+		n    = 60000
 		keys = 61
 	)
 	for _, b := range stateBackends {
@@ -123,7 +123,7 @@ func TestCheckpointRestoreCounts(t *testing.T) {
 						done <- runtime.Run(ctx, runtime.Config{JobID: "j", Attempt: attempt, Graph: g, PrintOut: &out,
 							Checkpoints: &runtime.CheckpointOptions{Store: store, Committer: com, Restore: md, Retained: retained}})
 					}()
-					time.Sleep(time.Duration(150+rng.IntN(200)) * time.Millisecond)
+					time.Sleep(time.Duration(300+rng.IntN(300)) * time.Millisecond)
 					cancel()
 					if err := <-done; err != nil && ctx.Err() == nil {
 						t.Fatalf("attempt %d: %v", attempt, err)
@@ -150,8 +150,8 @@ func TestCheckpointRestoreCounts(t *testing.T) {
 					}
 					c, ok := got[k]
 					if !ok {
-						// The attempts before ran at most ~21000 of the
-						// 30000 rows: the last one updates every key.
+						// The attempts before ran at most ~36000 of the
+						// 60000 rows: the last one updates every key.
 						t.Errorf("key %d: no output from the last attempt", k)
 						continue
 					}

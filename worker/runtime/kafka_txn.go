@@ -15,11 +15,6 @@ import (
 	"github.com/sabotdev/sabot/worker/connector/kafka"
 )
 
-// DefaultTransactionTimeout is an exactly-once Kafka sink's transaction
-// timeout when KafkaSink.transaction_timeout_ms is 0: under the brokers'
-// default transaction.max.timeout.ms (15 min).
-const DefaultTransactionTimeout = 10 * time.Minute
-
 // kafkaTxnSink is the exactly-once KafkaSink: a two-phase commit over
 // Kafka transactions. Rows go into the subtask's open transaction; at a
 // checkpoint barrier the transaction is flushed and kept open (pre-commit)
@@ -50,7 +45,7 @@ func newKafkaTxnSink(spec *sabotv1.KafkaSink, base kafka.SinkConfig, v *jobgraph
 	}
 	timeout := time.Duration(spec.GetTransactionTimeoutMs()) * time.Millisecond
 	if timeout == 0 {
-		timeout = DefaultTransactionTimeout
+		timeout = jobgraph.DefaultTransactionTimeout
 	}
 	cfg := kafka.TxnSinkConfig{SinkConfig: base, TransactionalIDPrefix: prefix, TransactionTimeout: timeout}
 	if err := cfg.Validate(); err != nil {

@@ -355,6 +355,7 @@ func (k *keyedState) snapshotState(ctx context.Context, id int64) (*clusterv1.Op
 		return nil, nil, err
 	}
 	return nil, func(ctx context.Context) (*clusterv1.OperatorSnapshot, error) {
+		defer func() { _ = fs.Release() }()
 		h, err := fs.Upload(ctx, k.cp.store, blob.CheckpointKey(k.cp.jobID, id, name))
 		if err != nil {
 			return nil, err
@@ -482,13 +483,21 @@ func (k *keyedState) restoreKeyed(ctx context.Context) error {
 		k.mu.Unlock()
 		return nil
 	}
-	for _, s := range mine {
-		full := s.GetKeyed().GetFull()
-		if full == nil {
-			return fmt.Errorf("runtime: restore %s: a pebble checkpoint restores into a pebble backend of one subtask only; restore from a savepoint to change backend or parallelism", k.operatorID)
+	// Several handles (a changed parallelism) or another backend: copy
+	// the entries of this subtask's key groups in.
+	for i, s := range mine {
+		if h := s.GetKeyed().GetPebble(); h != nil {
+			tmp := filepath.Join(os.TempDir(), fmt.Sprintf("sabot-restore-%s-%d-%d-%s", pathPart(k.operatorID, "v"), k.subtask, i, k.instance))
+			if k.dir != "" {
+				tmp = k.dir + ".restore-" + strconv.Itoa(i)
+			}
+			if err := state.RestorePebbleInto(ctx, k.cp.store, h, tmp, k.backend); err != nil {
+				return err
+			}
+			continue
 		}
 		r := state.KeyGroupRange{Start: uint16(s.GetKeyGroupStart()), End: uint16(s.GetKeyGroupEnd())}
-		if err := state.RestoreFull(ctx, k.cp.store, full, r, k.backend); err != nil {
+		if err := state.RestoreFull(ctx, k.cp.store, s.GetKeyed().GetFull(), r, k.backend); err != nil {
 			return err
 		}
 	}

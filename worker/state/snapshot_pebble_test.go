@@ -61,7 +61,7 @@ func checkpoint(t *testing.T, p *state.Pebble, st blob.Store, n int, instance st
 // first one's SSTs, and restores to exactly the source's entries.
 func TestPebbleIncremental(t *testing.T) {
 	t.Parallel()
-	const n = 10_000
+	const n = 5_000
 	rng := rand.New(rand.NewPCG(1, 2)) // fixed seed: values are incompressible but reproducible
 	value := func() []byte {
 		b := make([]byte, 0, 128)

@@ -799,7 +799,8 @@ const (
 	JobState_JOB_STATE_CANCELED JobState = 5
 	// Stopped by an error it could not recover from. Terminal.
 	JobState_JOB_STATE_FAILED JobState = 6
-	// Being placed again after losing a worker.
+	// Failed (a task failed or its worker was lost) and restarting from its
+	// latest completed checkpoint, as its restart strategy says.
 	JobState_JOB_STATE_RESTARTING JobState = 7
 )
 
@@ -2937,8 +2938,8 @@ func (x *KafkaPartitionOffset) GetOffset() int64 {
 	return 0
 }
 
-// KafkaSink writes rows to a Kafka topic, at least once (transactional
-// exactly-once arrives with checkpoints).
+// KafkaSink writes rows to a Kafka topic as JSON: at least once, or exactly
+// once through Kafka transactions committed when checkpoints complete.
 type KafkaSink struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Brokers []string               `protobuf:"bytes,1,rep,name=brokers,proto3" json:"brokers,omitempty"`
@@ -2959,8 +2960,9 @@ type KafkaSink struct {
 	// (Kafka's default).
 	BrokerMaxTransactionTimeoutMs int64 `protobuf:"varint,8,opt,name=broker_max_transaction_timeout_ms,json=brokerMaxTransactionTimeoutMs,proto3" json:"broker_max_transaction_timeout_ms,omitempty"`
 	// Exactly-once: prefix of the transactional ids. Default
-	// "sabot-<job name>-<vertex id>". Two jobs writing to one cluster need
-	// different prefixes.
+	// "sabot-<job id>-<vertex id>", unique per deployed job and stable across
+	// its restarts. A set prefix must differ between jobs writing to one
+	// cluster.
 	TransactionalIdPrefix string `protobuf:"bytes,9,opt,name=transactional_id_prefix,json=transactionalIdPrefix,proto3" json:"transactional_id_prefix,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
