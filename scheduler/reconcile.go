@@ -173,7 +173,7 @@ func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) e
 		}
 		switch {
 		case agg.failed:
-			return r.fail(ctx, sn, job, failure{reason: failureReason(rep)}, tasksOf(rep))
+			return r.fail(ctx, sn, job, failure{reason: failureReason(rep), unrecoverable: rep.GetUnrecoverable()}, tasksOf(rep))
 		case agg.finished:
 			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FINISHED, "", tasksOf(rep))
 		case agg.running:
@@ -234,6 +234,10 @@ func (r *reconciler) fail(ctx context.Context, sn *snapshot, job *sabotv1.Job, f
 	delete(sn.assignments, id)
 	if v.restart && v.delay > 0 {
 		r.noteWake(now.Add(v.delay))
+	}
+	if f.unrecoverable {
+		r.cfg.Logger.Error("job failed unrecoverably; not restarting", "job", id, "attempt", job.GetStatus().GetAttempt(), "message", v.msg)
+		return nil
 	}
 	r.cfg.Logger.Info("job failure", "job", id, "attempt", job.GetStatus().GetAttempt(), "restart", v.restart, "delay", v.delay, "message", v.msg)
 	return nil

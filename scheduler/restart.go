@@ -33,6 +33,10 @@ type failure struct {
 	reason string
 	// lostWorker: the attempt's worker disappeared (its lease expired).
 	lostWorker bool
+	// unrecoverable: the worker reported an error that restarting cannot
+	// repair (TaskReport.unrecoverable, worker/runtime.ErrUnrecoverable),
+	// such as a Kafka transaction the broker aborted: data loss.
+	unrecoverable bool
 }
 
 // verdict is what a restart strategy decided about a failure.
@@ -73,8 +77,13 @@ func effectiveStrategy(spec *sabotv1.JobSpec, lostWorker bool) *sabotv1.RestartS
 }
 
 // judge applies the job's restart strategy to failure f at now, given the
-// bookkeeping in st.
+// bookkeeping in st. An unrecoverable failure fails the job whatever the
+// strategy: every restart would fail the same way, or the failure already
+// lost data that a restart would only hide.
 func judge(spec *sabotv1.JobSpec, st *sabotv1.JobStatus, f failure, now time.Time) verdict {
+	if f.unrecoverable {
+		return failed(f, "not restarting: the failure is unrecoverable (a restart cannot repair it), whatever the restart strategy")
+	}
 	rs := effectiveStrategy(spec, f.lostWorker)
 	if rs == nil {
 		return verdict{restart: true, legacy: true, msg: f.reason + "; restarting from scratch"}

@@ -59,9 +59,13 @@ func (r *resolver) faultTolerance() {
 		r.fail("", "checkpointing.unaligned",
 			"unaligned checkpoints need mode exactly_once: at-least-once checkpoints do not align barriers, so there is nothing to unalign")
 	}
-	if cp.GetAlignedTimeoutMs() > 0 && !cp.GetUnaligned() {
+	switch {
+	case cp.GetAlignedTimeoutMs() > 0 && !cp.GetUnaligned():
 		r.fail("", "checkpointing.aligned_timeout_ms",
 			"aligned_timeout_ms applies only with unaligned: true (it is how long a checkpoint stays aligned before switching to unaligned)")
+	case cp.GetAlignedTimeoutMs() > 0:
+		r.fail("", "checkpointing.aligned_timeout_ms",
+			"switching from aligned to unaligned after a timeout is not supported yet: leave aligned_timeout_ms at 0 (unaligned from the start) or drop unaligned")
 	}
 	if e := spec.GetRestartStrategy().GetExponentialDelay(); e != nil {
 		initial := msOr(e.GetInitialDelayMs(), defaultExponentialInitial)

@@ -52,7 +52,7 @@ func TestFaultToleranceAccepted(t *testing.T) {
 		{"timeout equal to the broker max", kafkaJob(every(time.Minute), nil, exactlyOnce(func(k *sabotv1.KafkaSink) {
 			k.TransactionTimeoutMs = (15 * time.Minute).Milliseconds()
 		}))},
-		{"unaligned with an aligned timeout", kafkaJob(&sabotv1.Checkpointing{IntervalMs: 1000, Unaligned: true, AlignedTimeoutMs: 100}, nil,
+		{"unaligned", kafkaJob(&sabotv1.Checkpointing{IntervalMs: 1000, Unaligned: true}, nil,
 			&sabotv1.KafkaSink{Brokers: []string{"b:9092"}, Topic: "t"})},
 	}
 	for _, tc := range cases {
@@ -97,6 +97,9 @@ func TestFaultToleranceErrors(t *testing.T) {
 			[]string{"checkpointing.unaligned: unaligned checkpoints need mode exactly_once"}},
 		{"aligned timeout without unaligned", kafkaJob(&sabotv1.Checkpointing{IntervalMs: 1000, AlignedTimeoutMs: 100}, nil, &sabotv1.KafkaSink{Brokers: []string{"b:9092"}, Topic: "t"}),
 			[]string{"checkpointing.aligned_timeout_ms: aligned_timeout_ms applies only with unaligned: true"}},
+		{"unaligned with an aligned timeout", kafkaJob(&sabotv1.Checkpointing{IntervalMs: 1000, Unaligned: true, AlignedTimeoutMs: 100}, nil,
+			&sabotv1.KafkaSink{Brokers: []string{"b:9092"}, Topic: "t"}),
+			[]string{"checkpointing.aligned_timeout_ms: switching from aligned to unaligned after a timeout is not supported yet"}},
 		{"exponential initial above max", kafkaJob(nil, &sabotv1.RestartStrategy{Strategy: &sabotv1.RestartStrategy_ExponentialDelay{
 			ExponentialDelay: &sabotv1.ExponentialDelayRestart{InitialDelayMs: 10_000, MaxDelayMs: 5_000, Multiplier: 0.5},
 		}}, &sabotv1.KafkaSink{Brokers: []string{"b:9092"}, Topic: "t"}),

@@ -40,13 +40,13 @@ checkpointing:
   max_concurrent: 1
   tolerable_failures: 3
   unaligned: true
-  aligned_timeout_ms: 100
+  aligned_timeout_ms: 0
   retained: 2
 restart_strategy:
   fixed_delay: {attempts: 10, delay_ms: 2000}
 ` + kafkaSteps("delivery: exactly_once", "transaction_timeout_ms: 900000", "broker_max_transaction_timeout_ms: 900000", "transactional_id_prefix: eo-out"),
 		cp: &sabotv1.Checkpointing{IntervalMs: 10000, Mode: sabotv1.CheckpointMode_CHECKPOINT_MODE_EXACTLY_ONCE, TimeoutMs: 60000, MinPauseMs: 500,
-			MaxConcurrent: 1, TolerableFailures: 3, Unaligned: true, AlignedTimeoutMs: 100, Retained: 2},
+			MaxConcurrent: 1, TolerableFailures: 3, Unaligned: true, Retained: 2},
 		rs: &sabotv1.RestartStrategy{Strategy: &sabotv1.RestartStrategy_FixedDelay{FixedDelay: &sabotv1.FixedDelayRestart{Attempts: 10, DelayMs: 2000}}},
 		sink: &sabotv1.KafkaSink{Brokers: []string{"127.0.0.1:9092"}, Topic: "numbers", Delivery: sabotv1.DeliveryGuarantee_DELIVERY_GUARANTEE_EXACTLY_ONCE,
 			TransactionTimeoutMs: 900000, BrokerMaxTransactionTimeoutMs: 900000, TransactionalIdPrefix: "eo-out"},

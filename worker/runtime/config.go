@@ -71,8 +71,8 @@ type Config struct {
 	// StateDir is where pebble state backends (JobSpec.state_backend
 	// PEBBLE) keep their files: one directory per subtask of each keyed
 	// operator, <StateDir>/<job>/attempt-<n>/<vertex>/subtask-<i>, emptied
-	// when the subtask opens and removed when it closes (there is nothing
-	// to restore until checkpoints exist). Empty means a fresh temporary
+	// when the subtask opens (a restore downloads its checkpoint there) and
+	// removed when it closes. Empty means a fresh temporary
 	// directory, created only when the job has a keyed operator on pebble
 	// and removed when Run returns. Heap backends use no directory.
 	StateDir string

@@ -82,8 +82,10 @@
 // source is unbounded: Next never reports done (bounded reading is a later
 // feature). Bad records follow the manifest's policy (fail the task; skip
 // with a rate-limited Warn on Config.Logger naming topic, partition and
-// offset; or dead-letter). Offsets are tracked by the connector but not yet
-// checkpointed: a restarted job starts over from its start position.
+// offset; or dead-letter). With checkpoints, the next offset per partition
+// is the source's snapshot; a restore starts each partition there (the
+// union over all restored subtasks, so partitions may move between
+// subtasks when the parallelism changes).
 //
 // Event time (eventtime.go, on worker/eventtime): with a watermark
 // strategy each split gets its own generator, fed with the split's event
@@ -108,12 +110,12 @@
 // every channel is idle the task forwards IDLE down its chain and edges,
 // then ACTIVE when one returns. Operators see only watermarks.
 //
-// The Kafka sink writes each row as one JSON record, at least once. With
-// no checkpoints yet it flushes (waits for every acknowledgement, failing
-// the task on a produce error) every 64 batches, when a second has passed
-// on Config.Clock since the last flush (checked on each batch and
-// watermark), and at end of input; records are sent as they are written
-// either way. A cancelled or failed task abandons unacknowledged records.
+// The Kafka sink writes each row as one JSON record, at least once: it
+// flushes (waits for every acknowledgement, failing the task on a produce
+// error) at every checkpoint barrier, every 64 batches, when a second has
+// passed on Config.Clock since the last flush, and at end of input. With
+// delivery exactly_once it is a two-phase commit over Kafka transactions
+// (kafka_txn.go; see Checkpoints).
 //
 // # Keyed operators
 //
@@ -121,7 +123,7 @@
 // the key groups [TaskInfo.KeyGroupStart, KeyGroupEnd] and one state
 // backend for them (worker/state; JobSpec.state_backend: heap by default,
 // or pebble in a directory per subtask under Config.StateDir, emptied on
-// Open and removed on Close, since nothing outlives a task until
+// Open and removed on Close: state outlives a task only through
 // checkpoints; an empty StateDir is a temporary directory Run removes).
 // Per input row the operator recomputes the key group exactly as the
 // sending hash partitioner did (HashKeys, KeyGroup) and fails the task with
@@ -168,13 +170,54 @@
 // values joined by ",", a single string key as it is) or, when the key is
 // one integer column, an int64.
 //
+// # Checkpoints
+//
+// With JobSpec.checkpointing and Config.Checkpoints (blob store,
+// committer, what to restore), Run starts a coordinator (checkpoint.go)
+// and two upload goroutines next to the tasks. The coordinator triggers a
+// checkpoint every interval (min pause, max concurrent, timeout,
+// tolerable failures as Flink names them); each running source task takes
+// the trigger between Next calls and injects a barrier (KindBarrier)
+// after its current position. A task with several input channels aligns
+// in exactly-once mode (a channel whose barrier arrived is blocked in the
+// gate, its elements held within its credits, until every open channel
+// delivered the barrier), or does not block in at-least-once mode
+// (snapshot at the last barrier). Unaligned checkpoints (unaligned.go)
+// send barriers ahead of buffered elements and store what they overtook.
+// At the barrier every operator of the chain snapshots synchronously what
+// must be consistent — a heap copy, a pebble checkpoint (hard links), a
+// source's offsets, a sink's pre-committed transaction — and forwards the
+// barrier; uploads run asynchronously (snapshot.go). Once every subtask
+// acked, the coordinator writes _metadata, commits the pointer through the
+// CheckpointCommitter (the worker's: an etcd compare-and-swap fenced by
+// the attempt's assignment), then tells sinks to commit and keyed
+// operators which pebble files later snapshots may reuse. Completed
+// checkpoints beyond `retained` are deleted, and shared files no retained
+// checkpoint references are collected when no checkpoint is in flight
+// (and everything else of the job at start: what a crashed attempt left).
+//
+// Restore (Config.Checkpoints.Restore): keyed state by key group (any
+// parallelism and either backend from canonical snapshots; a pebble
+// checkpoint is downloaded and cut to the subtask's range), sources from
+// their offsets, two-phase-commit sinks commit what the checkpoint lists
+// and abort what a failed attempt left open, unaligned channel state is
+// processed before new input. Savepoints (Control.Savepoint) are aligned
+// checkpoints in the canonical format under savepoints/<name>/, with stop
+// (sources stop at the barrier, Run returns nil) and drain.
+//
+// Limits: the heap snapshot is a synchronous copy (no copy-on-write);
+// watermarks restart from the sources after a restore; sources other than
+// Kafka and sequence refuse checkpointing; the sequence source and the
+// Kafka exactly-once sink restore at their checkpointed parallelism; a
+// bounded job's sinks commit their last output at end of input rather than
+// on a final checkpoint; aligned_timeout_ms (switching from aligned to
+// unaligned) is not implemented — unaligned checkpoints are unaligned from
+// the start.
+//
 // # Next milestone
 //
 // Network exchange between workers (a second Exchange implementation:
 // Arrow IPC, credit-based flow control; Config.Subtasks may then be a
-// part of the graph — today Run returns ErrRemoteExchange), checkpoint
-// barriers (KindBarrier, alignment in the gate, injection between
-// Source.Next calls), snapshots of keyed state and timers with restore
-// and rescale, a wake-up of idle tasks for processing-time timers, and
-// two-phase-commit file output.
+// part of the graph — today Run returns ErrRemoteExchange); the
+// coordinator moves to the scheduler when jobs span workers.
 package runtime

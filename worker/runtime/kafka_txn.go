@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -84,14 +85,16 @@ func (s *kafkaTxnSink) Open(ctx context.Context) error {
 	}
 	s.sink = sink
 	if err := sink.Recover(ctx, s.restored); err != nil {
-		return fmt.Errorf("kafka sink: recover: %w", err)
+		return lostIsUnrecoverable(fmt.Errorf("kafka sink: recover: %w", err))
 	}
 	return nil
 }
 
 func (s *kafkaTxnSink) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, _ Output) error {
 	if err := s.sink.Write(ctx, rec); err != nil {
-		return fmt.Errorf("kafka sink: %w", err)
+		// After a lost transaction the sink is failed and Write returns
+		// that error.
+		return lostIsUnrecoverable(fmt.Errorf("kafka sink: %w", err))
 	}
 	return nil
 }
@@ -101,7 +104,7 @@ func (s *kafkaTxnSink) ProcessWatermark(context.Context, int64, Output) error { 
 // snapshotState pre-commits the open transaction under checkpoint id.
 func (s *kafkaTxnSink) snapshotState(ctx context.Context, id int64) (*clusterv1.OperatorSnapshot, uploadFunc, error) {
 	if err := s.sink.PreCommit(ctx, id); err != nil {
-		return nil, nil, fmt.Errorf("kafka sink: pre-commit: %w", err)
+		return nil, nil, lostIsUnrecoverable(fmt.Errorf("kafka sink: pre-commit: %w", err))
 	}
 	b, err := s.sink.Snapshot()
 	if err != nil {
@@ -112,16 +115,28 @@ func (s *kafkaTxnSink) snapshotState(ctx context.Context, id int64) (*clusterv1.
 
 // checkpointComplete commits the transactions of checkpoints up to id.
 func (s *kafkaTxnSink) checkpointComplete(ctx context.Context, id int64) error {
-	return s.sink.Commit(ctx, id)
+	return lostIsUnrecoverable(s.sink.Commit(ctx, id))
 }
 
 // Finish commits what the bounded input wrote: the job ends without a
 // final checkpoint, so its last transaction is committed directly.
 func (s *kafkaTxnSink) Finish(ctx context.Context, _ Output) error {
 	if err := s.sink.PreCommit(ctx, math.MaxInt64); err != nil {
-		return err
+		return lostIsUnrecoverable(err)
 	}
-	return s.sink.Commit(ctx, math.MaxInt64)
+	return lostIsUnrecoverable(s.sink.Commit(ctx, math.MaxInt64))
+}
+
+// lostIsUnrecoverable marks an error that includes a lost transaction
+// (kafka.ErrTransactionLost) unrecoverable: the rows of a completed
+// checkpoint are not in the topic, and no restart brings them back, so the
+// job must fail loudly rather than restart in a loop. Other errors pass
+// unchanged (a restart retries them).
+func lostIsUnrecoverable(err error) error {
+	if errors.Is(err, kafka.ErrTransactionLost) {
+		return Unrecoverable(err)
+	}
+	return err
 }
 
 // Close aborts the open transaction, if any. Idempotent.

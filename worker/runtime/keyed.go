@@ -429,9 +429,9 @@ func newKeyedState(v *jobgraph.Vertex, info TaskInfo, e *env) *keyedState {
 	return k
 }
 
-// open creates the backend. A pebble directory starts empty: until
-// checkpoints exist there is nothing to restore, and whatever an earlier
-// run left there is stale.
+// open creates the backend, empty or restored from the attempt's
+// checkpoint (whatever an earlier run left in a pebble directory is stale:
+// state comes back only from checkpoints).
 func (k *keyedState) open(ctx context.Context) error {
 	var err error
 	switch k.kind {
@@ -472,7 +472,7 @@ func (k *keyedState) cleanup() error {
 }
 
 // close closes the backend and, for pebble, removes its directory (state
-// outlives its task only through checkpoints, a later milestone). It is
+// outlives its task only through checkpoints). It is
 // idempotent and tolerates a failed open.
 func (k *keyedState) close() error {
 	var err error

@@ -38,10 +38,9 @@ type Output interface {
 // Close is always called once Open was attempted, also after a failure, and
 // releases resources; it must tolerate a failed or missing Open.
 //
-// The next milestone adds keyed state, timers and checkpoints through a
-// richer context passed to Open (state backend, timer service, the
-// subtask's key-group range) and a SnapshotState hook; operators written
-// against this interface keep working.
+// Operators with state take part in checkpoints through unexported hooks
+// (snapshot.go: snapshotter, completeListener, restorer); keyed operators
+// keep their state in a keyedState, which the runtime snapshots.
 type Operator interface {
 	Open(ctx context.Context) error
 	// ProcessBatch handles one batch, borrowed for the duration of the
@@ -59,7 +58,7 @@ type Operator interface {
 // each call emits what is available now (or waits, selecting on ctx, until
 // something is) and returns done when a bounded input is exhausted. The
 // task gets control back between calls, which is where checkpoint
-// barriers will be injected next milestone.
+// barriers are injected.
 type Source interface {
 	Open(ctx context.Context) error
 	Next(ctx context.Context, out Output) (done bool, err error)

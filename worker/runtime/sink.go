@@ -85,9 +85,9 @@ func (s *printSink) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, _ O
 // The file is truncated when the task opens: a job restarted from scratch
 // rewrites its output instead of appending a duplicate of it. Output is
 // buffered, flushed and fsynced on Finish (end of a bounded input), closed
-// on Close. A cancelled or failed task leaves a partial file; exactly-once
-// file output (in-progress → pending → committed on checkpoint) is the next
-// milestone.
+// on Close. A cancelled or failed task leaves a partial file. This is the
+// sink of jobs without exactly-once checkpoints; with them, txnFileSink
+// commits part files per checkpoint.
 type fileSink struct {
 	baseOperator
 	path string

@@ -80,6 +80,9 @@ func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error
 		if op.File.GetFormat() == sabotv1.FileFormat_FILE_FORMAT_PARQUET {
 			return newParquetSink(op.File.GetPath(), v, info, e), nil
 		}
+		if e.cp != nil && !e.cp.atLeast {
+			return newTxnFileSink(op.File.GetPath(), v, info), nil
+		}
 		return newFileSink(op.File.GetPath(), v, info), nil
 	case *sabotv1.Operator_Blackhole:
 		return blackhole{}, nil

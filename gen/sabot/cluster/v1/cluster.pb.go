@@ -264,8 +264,13 @@ type TaskReport struct {
 	WorkerId string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Tasks    []*v1.TaskStatus       `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// First error, if a task failed.
-	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Error     string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The error is unrecoverable (it matches worker/runtime.ErrUnrecoverable,
+	// for example a Kafka transaction the broker aborted: data loss).
+	// Restarting cannot repair it, so the scheduler fails the job whatever
+	// its restart strategy.
+	Unrecoverable bool `protobuf:"varint,7,opt,name=unrecoverable,proto3" json:"unrecoverable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +347,13 @@ func (x *TaskReport) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskReport) GetUnrecoverable() bool {
+	if x != nil {
+		return x.Unrecoverable
+	}
+	return false
+}
+
 var File_sabot_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
@@ -366,7 +378,7 @@ const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12 \n" +
 	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12&\n" +
 	"\x0fkey_group_start\x18\x04 \x01(\x05R\rkeyGroupStart\x12\"\n" +
-	"\rkey_group_end\x18\x05 \x01(\x05R\vkeyGroupEnd\"\xd7\x01\n" +
+	"\rkey_group_end\x18\x05 \x01(\x05R\vkeyGroupEnd\"\xfd\x01\n" +
 	"\n" +
 	"TaskReport\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
@@ -375,7 +387,8 @@ const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05tasks\x18\x04 \x03(\v2\x14.sabot.v1.TaskStatusR\x05tasks\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB:Z8github.com/sabotdev/sabot/gen/sabot/cluster/v1;clusterv1b\x06proto3"
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12$\n" +
+	"\runrecoverable\x18\a \x01(\bR\runrecoverableB:Z8github.com/sabotdev/sabot/gen/sabot/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_sabot_cluster_v1_cluster_proto_rawDescOnce sync.Once
