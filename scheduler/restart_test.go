@@ -376,3 +376,56 @@ func TestDefaultStrategies(t *testing.T) {
 		t.Fatalf("a lost worker of a job without checkpointing counted as a restart: %v", j.GetStatus())
 	}
 }
+
+// TestUnrecoverableFailsWhateverTheStrategy: a report marked unrecoverable
+// (a Kafka transaction the broker aborted: data loss) fails the job at
+// once, under every restart strategy, with a message naming the error and
+// saying why it is not restarted; its assignment goes. The same error
+// without the mark restarts as the strategy says.
+func TestUnrecoverableFailsWhateverTheStrategy(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const lost = "checkpoint 3 completed, but a sink could not commit its output: kafka: DATA LOSS: transaction t-0 was aborted by the broker"
+	cases := []struct {
+		name string
+		cp   *sabotv1.Checkpointing
+		rs   *sabotv1.RestartStrategy
+	}{
+		{"default with checkpointing", &sabotv1.Checkpointing{IntervalMs: 1000}, nil},
+		{"fixed delay unlimited", &sabotv1.Checkpointing{IntervalMs: 1000}, fixedDelay(0, 0)},
+		{"exponential delay", &sabotv1.Checkpointing{IntervalMs: 1000}, &sabotv1.RestartStrategy{Strategy: &sabotv1.RestartStrategy_ExponentialDelay{
+			ExponentialDelay: &sabotv1.ExponentialDelayRestart{}}}},
+		{"failure rate", &sabotv1.Checkpointing{IntervalMs: 1000}, &sabotv1.RestartStrategy{Strategy: &sabotv1.RestartStrategy_FailureRate{
+			FailureRate: &sabotv1.FailureRateRestart{MaxFailures: 100, IntervalMs: 60_000}}}},
+	}
+	for i, tc := range cases {
+		// Sequential: the jobs share the harness's one worker.
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("job%d", i)
+			h.deploy(id, tc.cp, tc.rs)
+			h.waitPlaced(id, 1)
+			h.report(id, 1, "")
+			h.job(id, inState(sabotv1.JobState_JOB_STATE_RUNNING, 1))
+			h.put(cluster.ReportKey(id, "w1"), &clusterv1.TaskReport{
+				JobId: id, Attempt: 1, WorkerId: "w1", Error: lost, Unrecoverable: true,
+				Tasks: []*sabotv1.TaskStatus{
+					{VertexId: "s", Subtask: 0, WorkerId: "w1", State: sabotv1.TaskState_TASK_STATE_FINISHED},
+					{VertexId: "out", Subtask: 0, WorkerId: "w1", State: sabotv1.TaskState_TASK_STATE_FAILED},
+				},
+			})
+			j := h.job(id, inState(sabotv1.JobState_JOB_STATE_FAILED, 1))
+			wantMessage(t, j, "task failed: "+lost+"; not restarting: the failure is unrecoverable (a restart cannot repair it), whatever the restart strategy")
+			if j.GetStatus().GetRestarts() != 0 || j.GetStatus().GetRestartAt() != nil {
+				t.Fatalf("an unrecoverable failure counted as a restart: %v", j.GetStatus())
+			}
+			if a := h.assignment(id); a != nil {
+				t.Fatalf("a failed job is still assigned: %v", a)
+			}
+		})
+	}
+
+	// The same error, not marked: the strategy restarts the job.
+	h.deploy("recoverable", &sabotv1.Checkpointing{IntervalMs: 1000}, fixedDelay(0, time.Second))
+	j := h.runAndFail("recoverable", 1, lost)
+	wantMessage(t, j, "task failed: "+lost+"; restarting in 1s (restart 1, unlimited)")
+}

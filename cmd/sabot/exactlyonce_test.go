@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -246,6 +247,7 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 
 	job := waitFor(t, client, id, sabotv1.JobState_JOB_STATE_RUNNING, 1)
 	rng := rand.New(rand.NewPCG(3, 4))
+	var recoveries []time.Duration
 	for i := range kills {
 		// Let it run (and checkpoint) for a random while, then kill the
 		// worker running it.
@@ -255,13 +257,19 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 		if w == nil {
 			t.Fatalf("kill %d: job runs on %q, not a started worker", i, victim)
 		}
+		killedAt := time.Now()
 		w.kill()
 		delete(workers, victim)
 		nw := newWorker()
 		workers["w"+strconv.Itoa(nworker)] = nw
 		job = waitFor(t, client, id, sabotv1.JobState_JOB_STATE_RUNNING, job.GetStatus().GetAttempt()+1)
-		t.Logf("kill %d: worker %s killed; attempt %d running", i+1, victim, job.GetStatus().GetAttempt())
+		recovery := time.Since(killedAt)
+		recoveries = append(recoveries, recovery)
+		t.Logf("kill %d: worker %s killed; attempt %d running after %s", i+1, victim, job.GetStatus().GetAttempt(), recovery.Round(time.Millisecond))
 	}
+	slices.Sort(recoveries)
+	t.Logf("kill to running again (lease TTL 2 s, restart delay 100 ms, restore): median %s, max %s",
+		recoveries[len(recoveries)/2].Round(time.Millisecond), recoveries[len(recoveries)-1].Round(time.Millisecond))
 	stopProducing()
 	prodWG.Wait()
 	total := int64(0)
