@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -65,9 +66,12 @@ type run struct {
 
 	mu struct {
 		sync.Mutex
-		tasks    map[taskKey]sabotv1.TaskState
-		err      string
-		reported bool // the latest state has been written
+		tasks map[taskKey]sabotv1.TaskState
+		err   string
+		// unrecoverable: err matches runtime.ErrUnrecoverable, so the
+		// scheduler must fail the job rather than restart it.
+		unrecoverable bool
+		reported      bool // the latest state has been written
 	}
 }
 
@@ -138,6 +142,8 @@ func (s *session) start(ctx context.Context, asg *clusterv1.Assignment, fence cl
 			log.Info("job attempt finished")
 		case rctx.Err() != nil:
 			log.Info("job attempt stopped")
+		case errors.Is(err, runtime.ErrUnrecoverable):
+			log.Error("job attempt failed unrecoverably; the job will not restart", "err", err)
 		default:
 			log.Warn("job attempt failed", "err", err)
 		}
@@ -172,12 +178,12 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 		Checkpoints: cp,
 		Control:     control,
 		StateDir:    s.w.cfg.StateDir,
-		JobID:    asg.GetJobId(),
-		Attempt:  asg.GetAttempt(),
-		Graph:    g,
-		Subtasks: asg.GetSubtasks(),
-		Logger:   s.w.cfg.Logger.With("job", asg.GetJobId()),
-		PrintOut: s.w.cfg.PrintOut,
+		JobID:       asg.GetJobId(),
+		Attempt:     asg.GetAttempt(),
+		Graph:       g,
+		Subtasks:    asg.GetSubtasks(),
+		Logger:      s.w.cfg.Logger.With("job", asg.GetJobId()),
+		PrintOut:    s.w.cfg.PrintOut,
 		OnTaskState: func(vertex string, subtask int32, state sabotv1.TaskState) {
 			r.set(taskKey{vertex, subtask}, state)
 			s.markDirty()
@@ -203,6 +209,7 @@ func (r *run) finish(err error, canceled bool) {
 	case err != nil:
 		final = sabotv1.TaskState_TASK_STATE_FAILED
 		r.mu.err = err.Error()
+		r.mu.unrecoverable = errors.Is(err, runtime.ErrUnrecoverable)
 	}
 	for k, st := range r.mu.tasks {
 		if st != sabotv1.TaskState_TASK_STATE_FINISHED && st != sabotv1.TaskState_TASK_STATE_FAILED {
@@ -221,7 +228,8 @@ func (r *run) report(workerID string, now *timestamppb.Timestamp) *clusterv1.Tas
 		return nil
 	}
 	r.mu.reported = true
-	rep := &clusterv1.TaskReport{JobId: r.jobID, Attempt: r.attempt, WorkerId: workerID, Error: r.mu.err, UpdatedAt: now}
+	rep := &clusterv1.TaskReport{JobId: r.jobID, Attempt: r.attempt, WorkerId: workerID, Error: r.mu.err,
+		Unrecoverable: r.mu.unrecoverable, UpdatedAt: now}
 	for k, st := range r.mu.tasks {
 		rep.Tasks = append(rep.Tasks, &sabotv1.TaskStatus{VertexId: k.vertex, Subtask: k.subtask, WorkerId: workerID, State: st})
 	}

@@ -244,7 +244,9 @@ func (t *task) onBarrier(ctx context.Context, ch int, el Element, v *valve) erro
 		clear(a.arrived)
 	}
 	a.arrived[ch] = true
-	if !t.cp.atLeast {
+	// Savepoints are aligned even in at-least-once mode (as in Flink):
+	// they must be consistent to restore anywhere.
+	if !t.cp.atLeast || a.savepoint != "" {
 		if b, ok := t.gate.(blocker); ok {
 			b.Block(ch)
 		}
