@@ -13,7 +13,9 @@ import (
 
 	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/jobgraph"
 	"github.com/sabotdev/sabot/worker/runtime"
 )
 
@@ -21,7 +23,13 @@ import (
 // checkpoint to restore (read from etcd, its _metadata from the blob
 // store) and a committer fenced by the attempt's assignment. Jobs without
 // checkpointing get nil.
-func (s *session) checkpoints(ctx context.Context, asg *clusterv1.Assignment, fence clientv3.Cmp) (*runtime.CheckpointOptions, error) {
+//
+// A job deployed from a savepoint that cannot be used — missing,
+// unreadable, or not fitting graph g (jobgraph.CheckRestore) — fails
+// with an error marked runtime.Unrecoverable: every attempt would fail
+// the same way, so the job fails instead of restarting in a loop. (The
+// gateway refuses such deploys up front when it has the blob store.)
+func (s *session) checkpoints(ctx context.Context, asg *clusterv1.Assignment, g *jobgraph.Graph, fence clientv3.Cmp) (*runtime.CheckpointOptions, error) {
 	if asg.GetSpec().GetCheckpointing() == nil {
 		return nil, nil
 	}
@@ -41,7 +49,15 @@ func (s *session) checkpoints(ctx context.Context, asg *clusterv1.Assignment, fe
 		// The first run of a job deployed from a savepoint.
 		md, err := runtime.ReadMetadata(ctx, store, r.GetLocation())
 		if err != nil {
-			return nil, fmt.Errorf("read savepoint %s: %w", r.GetLocation(), err)
+			err = fmt.Errorf("read savepoint %s: %w", r.GetLocation(), err)
+			if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrCorrupt) ||
+				errors.Is(err, blob.ErrInvalidKey) || errors.Is(err, proto.Error) {
+				return nil, runtime.Unrecoverable(err)
+			}
+			return nil, err // the store may answer next time
+		}
+		if err := jobgraph.CheckRestore(g, md, r.GetLocation(), r.GetAllowNonRestoredState()); err != nil {
+			return nil, runtime.Unrecoverable(err)
 		}
 		opts.Restore, opts.AllowNonRestoredState = md, r.GetAllowNonRestoredState()
 		s.w.cfg.Logger.Info("restoring job from savepoint", "job", jobID, "attempt", asg.GetAttempt(), "savepoint", r.GetLocation())
@@ -76,7 +92,7 @@ func (c *committer) Commit(ctx context.Context, md *clusterv1.CheckpointMetadata
 	}
 	rev, err := cluster.CommitCheckpoint(ctx, c.kv, next, c.rev, c.fence)
 	if errors.Is(err, cluster.ErrPrecondition) {
-		return fmt.Errorf("%w: %v", runtime.ErrDeposed, err)
+		return fmt.Errorf("%w: %w", runtime.ErrDeposed, err)
 	}
 	if err != nil {
 		return err

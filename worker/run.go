@@ -159,7 +159,7 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 	if err != nil {
 		return fmt.Errorf("resolve job graph: %w", err)
 	}
-	cp, err := s.checkpoints(ctx, asg, fence)
+	cp, err := s.checkpoints(ctx, asg, g, fence)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,10 @@ package runtime_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"

@@ -86,7 +86,7 @@ type localGate struct {
 	blocked  []bool
 	stash    [][]stashed // per channel: received while blocked, in order
 	nstash   int
-	arrivals uint64 // stashed elements so far: their arrival order
+	arrivals uint64        // stashed elements so far: their arrival order
 	prio     chan envelope // priority elements, ahead of everything
 	sent     []uint64      // per channel: elements sent; each index is written by its one sender only
 }

@@ -189,7 +189,7 @@ func (s *txnFileSink) commit(id int64) error {
 			continue
 		}
 		err := os.Rename(s.pendingName(p.Part), s.final(p.Part))
-		if err != nil && !(errors.Is(err, os.ErrNotExist) && exists(s.final(p.Part))) {
+		if err != nil && (!errors.Is(err, os.ErrNotExist) || !exists(s.final(p.Part))) {
 			return fmt.Errorf("file sink: commit part %d: %w", p.Part, err)
 		}
 	}

@@ -365,4 +365,3 @@ func (s *kafkaSink) Close() error {
 	s.sink = nil
 	return err
 }
-

@@ -71,7 +71,7 @@ type checkpointing struct {
 	restore  map[subtaskKey][]*clusterv1.OperatorSnapshot // by vertex: every snapshot of it, under key {vertex, -1}
 	// restoreJob is the job that took the restored checkpoint or savepoint.
 	restoreJob string
-	maxP     int
+	maxP       int
 }
 
 // uploadWorkers is how many snapshot uploads of one attempt run at once
@@ -215,8 +215,8 @@ func (t *task) forwardBarrier(ctx context.Context, f *fanout, b barrier) error {
 type alignment struct {
 	id        int64  // checkpoint being aligned; 0: none
 	savepoint string // of id
-	last    int64  // last checkpoint snapshotted
-	arrived []bool // per channel, for id
+	last      int64  // last checkpoint snapshotted
+	arrived   []bool // per channel, for id
 }
 
 // onBarrier handles the barrier of checkpoint id from channel ch. Exactly

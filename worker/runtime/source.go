@@ -48,7 +48,6 @@ type sequence struct {
 	emitted int64 // rows emitted, for pacing
 
 	subtask, parallelism int
-
 }
 
 func newSequence(spec *sabotv1.SequenceSource, info TaskInfo, env *env) *sequence {

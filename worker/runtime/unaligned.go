@@ -37,9 +37,9 @@ import (
 type unalignedCheckpoint struct {
 	b         barrier
 	start     time.Time
-	got       []bool                 // per channel: barrier arrived
-	recording []bool                 // per channel: record batches processed now
-	inflight  [][]arrow.RecordBatch  // per channel, retained
+	got       []bool                // per channel: barrier arrived
+	recording []bool                // per channel: record batches processed now
+	inflight  [][]arrow.RecordBatch // per channel, retained
 	snap      *clusterv1.OperatorSnapshot
 	upload    uploadFunc
 	err       error

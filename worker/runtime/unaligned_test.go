@@ -28,12 +28,6 @@ func (w *slowSink) Write(p []byte) (int, error) {
 	return w.lines.Write(p)
 }
 
-func (w *slowSink) setDelay(d time.Duration) {
-	w.mu.Lock()
-	w.d = d
-	w.mu.Unlock()
-}
-
 // TestUnalignedCheckpointsUnderBackpressure runs the counting job with a
 // sink that takes 40 ms per batch and deep queues (32 batches), so every
 // queue is full. Aligned barriers wait behind the queues (seconds) and
@@ -77,7 +71,7 @@ func TestUnalignedCheckpointsUnderBackpressure(t *testing.T) {
 			completed, failed := 0, 0
 			var longest int64
 			for _, h := range com.history {
-				switch h.GetStatus() {
+				switch h.GetStatus() { //nolint:exhaustive // in progress is neither
 				case sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED:
 					completed++
 					longest = max(longest, h.GetDurationMs())
