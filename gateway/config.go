@@ -7,6 +7,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sabotdev/sabot/internal/blob"
 )
 
 // Config configures a gateway.
@@ -17,6 +19,14 @@ type Config struct {
 	// Etcd is the client for the cluster's etcd. Required; not closed by the
 	// gateway.
 	Etcd *clientv3.Client
+	// Blob is the cluster's blob store, where savepoints live (the workers'
+	// --blob-store). Optional; not closed by the gateway. With it, DeployJob
+	// checks a spec's restore before storing the job: the savepoint exists
+	// and is readable, it was taken with the job's max_parallelism, and
+	// every vertex it holds state of is in the new graph (unless
+	// allow_non_restored_state). Without it those checks are skipped and a
+	// bad restore fails the job's first attempt on its worker instead.
+	Blob blob.Store
 	// Logger receives request errors the caller does not see. Default: discard.
 	Logger *slog.Logger
 	// Now returns the current time. Default: time.Now.
@@ -46,5 +56,5 @@ func (c *Config) setDefaults() {
 
 // String describes the config without secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("gateway.Config{Addr: %q}", c.Addr)
+	return fmt.Sprintf("gateway.Config{Addr: %q, Blob: %t}", c.Addr, c.Blob != nil)
 }

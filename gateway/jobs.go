@@ -24,8 +24,14 @@ type jobService struct {
 
 func (s *jobService) DeployJob(ctx context.Context, req *connect.Request[sabotv1.DeployJobRequest]) (*connect.Response[sabotv1.DeployJobResponse], error) {
 	spec := req.Msg.GetSpec()
-	if _, err := jobgraph.Resolve(spec); err != nil {
+	g, err := jobgraph.Resolve(spec)
+	if err != nil {
 		return nil, graphError(err)
+	}
+	if r := spec.GetRestore(); r != nil && s.cfg.Blob != nil {
+		if err := s.checkRestore(ctx, g, r); err != nil {
+			return nil, err
+		}
 	}
 	now := s.cfg.Now()
 	job := &sabotv1.Job{
@@ -49,7 +55,7 @@ func (s *jobService) DeployJob(ctx context.Context, req *connect.Request[sabotv1
 		// Random ids collide only by bad luck; the caller may simply retry.
 		return nil, connect.NewError(connect.CodeAborted, errors.New("job id collision; retry"))
 	}
-	s.cfg.Logger.Info("job deployed", "job", job.GetId(), "name", spec.GetName())
+	s.cfg.Logger.Info("job deployed", "job", job.GetId(), "name", spec.GetName(), "savepoint", spec.GetRestore().GetLocation())
 	return connect.NewResponse(&sabotv1.DeployJobResponse{Job: job}), nil
 }
 

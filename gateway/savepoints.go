@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"connectrpc.com/connect"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/jobgraph"
 )
 
 // TriggerSavepoint records a savepoint request for a running job; the
@@ -61,4 +67,68 @@ func (s *jobService) GetSavepoint(ctx context.Context, req *connect.Request[sabo
 		return nil, toConnect(s.cfg.Logger, "GetSavepoint", err)
 	}
 	return connect.NewResponse(&sabotv1.GetSavepointResponse{Savepoint: sp.Value}), nil
+}
+
+// checkRestore refuses a deploy from a savepoint that could never start
+// (Config.Blob must be set): the location must name a readable _metadata
+// object in the blob store, and the new graph must fit it
+// (jobgraph.CheckRestore: same max_parallelism, a vertex for every vertex
+// with state unless allow_non_restored_state). Each problem is
+// InvalidArgument naming the field, the location and the vertex; a blob
+// store that cannot be reached is Internal (logged), not the caller's
+// fault.
+func (s *jobService) checkRestore(ctx context.Context, g *jobgraph.Graph, r *sabotv1.SavepointRestore) error {
+	loc := r.GetLocation()
+	invalid := func(format string, args ...any) error {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
+	}
+	if err := blob.CheckKey(loc); err != nil {
+		return invalid("spec.restore.location: %q is not a savepoint location (the blob key `sabot savepoint` prints: savepoints/<id>/_metadata): %v", loc, err)
+	}
+	md, err := readMetadata(ctx, s.cfg.Blob, loc)
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
+		return invalid("spec.restore.location: no savepoint at %s: the cluster's blob store has no such object (a location names the savepoint's _metadata, as `sabot savepoint` prints it)", loc)
+	case errors.Is(err, blob.ErrCorrupt), errors.Is(err, proto.Error):
+		return invalid("spec.restore.location: savepoint %s is unreadable: %v", loc, err)
+	case err != nil:
+		return toConnect(s.cfg.Logger, "DeployJob", fmt.Errorf("read savepoint %s: %w", loc, err))
+	case md.GetJobId() == "":
+		// Any bytes may decode as a proto message; metadata names its job.
+		return invalid("spec.restore.location: %s is not a savepoint's _metadata", loc)
+	}
+	if err := jobgraph.CheckRestore(g, md, loc, r.GetAllowNonRestoredState()); err != nil {
+		var gerrs jobgraph.Errors
+		if !errors.As(err, &gerrs) {
+			return invalid("spec.restore: %v", err)
+		}
+		parts := make([]string, 0, len(gerrs))
+		for _, e := range gerrs {
+			parts = append(parts, "spec."+e.Error())
+		}
+		return invalid("%s", strings.Join(parts, "; "))
+	}
+	return nil
+}
+
+// readMetadata reads and decodes the _metadata object at key. It is the
+// worker's runtime.ReadMetadata over the shared clusterv1 format, kept
+// here so that the gateway does not import the worker's runtime (services
+// share proto/ and internal/ only).
+func readMetadata(ctx context.Context, store blob.Store, key string) (*clusterv1.CheckpointMetadata, error) {
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }()
+	// Reading to the end verifies the object's checksum (blob.ErrCorrupt).
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	md := &clusterv1.CheckpointMetadata{}
+	if err := proto.Unmarshal(raw, md); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return md, nil
 }

@@ -28,6 +28,11 @@
 // with a message naming the exhausted strategy. One exception keeps the
 // behaviour from before checkpoints: a lost worker of a job with neither
 // checkpointing nor restart_strategy restarts it at once, from scratch.
+// A failure the worker reports as unrecoverable (TaskReport.unrecoverable:
+// the error matched worker/runtime.ErrUnrecoverable, such as a Kafka
+// transaction the broker aborted, which lost data) fails the job whatever
+// its strategy, with a message naming the error and saying it is not
+// restarted: a restart could not repair it and would hide the loss.
 // Either way the failed attempt's assignment is removed in the same
 // transaction. The strategy's bookkeeping (restarts, restart_at,
 // backoff_ms, failure_times) lives in the job's status, so a new leader

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -41,9 +42,9 @@ import (
 //     interval longer than any run, and the benchmark advances the clock
 //     when it wants a checkpoint: the coordinator only triggers on its
 //     interval, and the checkpoint must come exactly after the fill.
-//   - recovery: the state job with checkpoints every 200 ms, cancelled once
-//     its state is filled and checkpointed (a kill: nothing is flushed or
-//     committed on the way out), then restored in a new run.
+//   - recovery: the state part's filled state restored into the state job
+//     with checkpoints every 200 ms, cancelled after a few (a kill: nothing
+//     is flushed or committed on the way out), then restored in a new run.
 
 // Defaults and constants of bench checkpoints.
 const (
@@ -82,6 +83,7 @@ type checkpointBenchOptions struct {
 	intervals   []time.Duration
 	parallelism int
 	parts       []string
+	recoveryCPs int
 	dir         string
 	cpuProfile  string
 }
@@ -103,12 +105,15 @@ func newBenchCheckpointsCmd(g *globals) *cobra.Command {
 			"              checkpoint once every key is in state, then, in a run restored from it,\n" +
 			"              a checkpoint after 1 % of the keys changed. Pebble uploads only SST\n" +
 			"              files the previous checkpoint lacks; heap uploads all state each time.\n" +
-			"  recovery    the state job over the same keys with checkpoints every 200ms, cancelled\n" +
-			"              like a kill once its state is full and checkpointed; a new run restores\n" +
-			"              the latest checkpoint. Reported: the restore (until the keyed operator is\n" +
-			"              open) and the first row at the sink, from the start of the new run. In a\n" +
-			"              cluster, add the worker lease TTL (default 5s) before the loss is noticed\n" +
-			"              and the scheduling and deployment of the new attempt.\n\n" +
+			"              On pebble the full checkpoint waits until the fill's compactions are\n" +
+			"              done, so that the second differs from it by the change alone.\n" +
+			"  recovery    the state part's state restored into the state job over the same keys,\n" +
+			"              checkpointing every 200ms; after --recovery-checkpoints it is cancelled\n" +
+			"              like a kill (nothing flushed or committed); a new run restores the latest.\n" +
+			"              Reported from the new run's start: the restore (until the keyed operator\n" +
+			"              is open) and the first row at the sink. A cluster adds the worker lease\n" +
+			"              TTL (default 5s) before the loss is noticed, then scheduling and\n" +
+			"              deploying the new attempt.\n\n" +
 			"Durations are wall-clock, trigger to completion. With -o json the result is one JSON line.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -133,12 +138,13 @@ func newBenchCheckpointsCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.Int64Var(&o.events, "events", 0, "rows of each throughput run; 0: 20,000,000 on heap, 1,000,000 on pebble, whose keyed state is about 30x slower (compare ratios within a backend)")
 	f.Int64Var(&o.keys, "keys", 1_000_000, "distinct keys of the throughput runs")
-	f.Int64Var(&o.rate, "events-per-second", 0, "pace the throughput runs' source (0: as fast as the job goes); paced, ratios only show whether the job keeps up")
+	f.Int64Var(&o.rate, "events-per-second", 0, "pace the sources of the throughput and recovery runs (0: as fast as the job goes); paced, ratios only show whether the job keeps up")
 	f.StringSliceVar(&o.backends, "backend", []string{"heap"}, "state backends, each running every part: heap, pebble, or heap,pebble")
 	f.IntSliceVar(&o.stateMiB, "state-mb", []int{100}, "keyed state sizes in MiB for the state and recovery parts, e.g. 100,1000")
 	f.DurationSliceVar(&o.intervals, "intervals", []time.Duration{200 * time.Millisecond, time.Second, 10 * time.Second}, "checkpoint intervals of the throughput part (at least 10ms)")
 	f.IntVar(&o.parallelism, "parallelism", 1, "parallelism of every vertex")
 	f.StringSliceVar(&o.parts, "parts", []string{"throughput", "state", "recovery"}, "parts to run: throughput, state, recovery")
+	f.IntVar(&o.recoveryCPs, "recovery-checkpoints", 3, "checkpoints the recovery part's first run completes before it is killed")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file")
 	f.StringVar(&o.dir, "dir", "", "directory for the blob stores and pebble state, emptied at the end (default: a new temporary directory)")
 	return cmd
@@ -167,8 +173,9 @@ type checkpointRunStats struct {
 	Ratio     float64 `json:"ratio"`
 	SinkRows  int64   `json:"sink_rows"`
 	Completed int     `json:"checkpoints_completed"`
-	// Failed counts checkpoints aborted while the job ran; CutOff the one
-	// in flight when the bounded job finished (its history says FAILED).
+	// Failed counts checkpoints aborted while the job ran; CutOff says one
+	// was in flight when the bounded job finished (its history says
+	// FAILED: context canceled).
 	Failed int  `json:"checkpoints_failed"`
 	CutOff bool `json:"last_cut_off"`
 	// Over the completed checkpoints; null when none completed.
@@ -193,9 +200,12 @@ type stateRunStats struct {
 	TargetMiB int    `json:"target_mib"`
 	Keys      int64  `json:"keys"`
 	// BytesPerKey is what the calibration run measured.
-	BytesPerKey float64        `json:"bytes_per_key"`
-	FillSeconds float64        `json:"fill_seconds"`
-	Full        checkpointStat `json:"full"`
+	BytesPerKey float64 `json:"bytes_per_key"`
+	FillSeconds float64 `json:"fill_seconds"`
+	// SettleSeconds is how long pebble compacted after the fill, before the
+	// full checkpoint (0 on heap).
+	SettleSeconds float64        `json:"settle_seconds"`
+	Full          checkpointStat `json:"full"`
 	// RestoreSeconds is from the start of the second run until its keyed
 	// operator was open (restored).
 	RestoreSeconds float64        `json:"restore_seconds"`
@@ -211,12 +221,11 @@ type recoveryRunStats struct {
 	Backend   string `json:"backend"`
 	TargetMiB int    `json:"target_mib"`
 	Keys      int64  `json:"keys"`
-	// FillSeconds is until every key was in state.
-	FillSeconds float64 `json:"fill_seconds"`
-	// Completed counts the first run's completed checkpoints;
-	// LastDurationMS is the last one's.
+	// RunSeconds is how long the first run ran, until the kill; Completed
+	// and MeanDurationMS are its checkpoints.
+	RunSeconds     float64 `json:"run_seconds"`
 	Completed      int     `json:"checkpoints_completed"`
-	LastDurationMS float64 `json:"last_checkpoint_duration_ms"`
+	MeanDurationMS float64 `json:"mean_checkpoint_duration_ms"`
 	CheckpointID   int64   `json:"restored_checkpoint_id"`
 	SizeBytes      int64   `json:"restored_size_bytes"`
 	// CancelSeconds is cancel to Run returned in the first run (a killed
@@ -261,6 +270,9 @@ func (o *checkpointBenchOptions) validate() error {
 			errs = append(errs, fmt.Errorf("--intervals %s: must be a whole number of milliseconds, at least 10ms", iv))
 		}
 	}
+	if o.recoveryCPs < 1 {
+		errs = append(errs, fmt.Errorf("--recovery-checkpoints %d: must be at least 1", o.recoveryCPs))
+	}
 	for _, p := range o.parts {
 		if p != "throughput" && p != "state" && p != "recovery" {
 			errs = append(errs, fmt.Errorf("--parts %q: expected throughput, state or recovery", p))
@@ -284,8 +296,10 @@ func backendOf(name string) (sabotv1.StateBackend, error) {
 type checkpointBench struct {
 	checkpointBenchOptions
 	root string
-	// bytesPerKey caches calibrations by backend.
+	// bytesPerKey caches calibrations by backend; states the filled states
+	// by backend and size.
 	bytesPerKey map[string]float64
+	states      map[string]*filledState
 }
 
 func benchCheckpoints(ctx context.Context, o checkpointBenchOptions) (*checkpointBenchResult, error) {
@@ -297,7 +311,12 @@ func benchCheckpoints(ctx context.Context, o checkpointBenchOptions) (*checkpoin
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(root) }()
-	b := &checkpointBench{checkpointBenchOptions: o, root: root, bytesPerKey: map[string]float64{}}
+	b := &checkpointBench{checkpointBenchOptions: o, root: root, bytesPerKey: map[string]float64{}, states: map[string]*filledState{}}
+	defer func() {
+		for _, f := range b.states {
+			f.close()
+		}
+	}()
 	res := &checkpointBenchResult{GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism, Keys: o.keys,
 		Throughput: []checkpointRunStats{}, State: []stateRunStats{}, Recovery: []recoveryRunStats{}}
 	if slices.Contains(o.parts, "throughput") {
@@ -398,7 +417,9 @@ func (b *checkpointBench) throughputRun(ctx context.Context, backend string, int
 		return r, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	cfg := sabotrt.Config{JobID: fmt.Sprintf("bench-throughput-%s-%d", backend, r.IntervalMS), Attempt: 1, Graph: g, StateDir: filepath.Join(dir, "state")}
+	finished := &taskTimes{vertex: "out", state: sabotv1.TaskState_TASK_STATE_FINISHED, want: p}
+	cfg := sabotrt.Config{JobID: fmt.Sprintf("bench-throughput-%s-%d", backend, r.IntervalMS), Attempt: 1, Graph: g,
+		StateDir: filepath.Join(dir, "state"), OnTaskState: finished.observe}
 	com := &benchCommitter{}
 	if interval > 0 {
 		store, err := blob.OpenFile(filepath.Join(dir, "store"))
@@ -424,24 +445,25 @@ func (b *checkpointBench) throughputRun(ctx context.Context, backend string, int
 		durs, sizes, incs []float64
 		reasons           []string
 	)
-	history := com.history(1)
-	if n := len(history); n > 0 && history[n-1].info.GetStatus() == sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED {
-		// The job finished with this checkpoint in flight: the
-		// coordinator's context ended under it.
-		r.CutOff, history = true, history[:n-1]
-	}
-	for _, c := range history {
+	sinksDone, _ := finished.at()
+	for _, c := range com.history(1) {
 		switch c.info.GetStatus() {
+		case sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED:
+			if c.ended.After(sinksDone) {
+				// In flight when the job finished: the coordinator's
+				// context ended under it.
+				r.CutOff = true
+				continue
+			}
+			r.Failed++
+			if !slices.Contains(reasons, c.info.GetFailureReason()) {
+				reasons = append(reasons, c.info.GetFailureReason())
+			}
 		case sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED:
 			s := c.stat()
 			durs = append(durs, s.DurationMS)
 			sizes = append(sizes, float64(s.SizeBytes))
 			incs = append(incs, float64(s.IncrementalBytes))
-		case sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED:
-			r.Failed++
-			if !slices.Contains(reasons, c.info.GetFailureReason()) {
-				reasons = append(reasons, c.info.GetFailureReason())
-			}
 		default: // in progress when the job finished
 		}
 	}
@@ -466,74 +488,83 @@ func (b *checkpointBench) throughputRun(ctx context.Context, backend string, int
 
 // --- Part 2: checkpoint duration against state size -------------------------
 
-// stateSize fills state of about mib MiB, checkpoints it, restores it in a
-// second run that changes 1 % of the keys, and checkpoints again.
-func (b *checkpointBench) stateSize(ctx context.Context, backend string, mib int) (stateRunStats, error) {
-	r := stateRunStats{Backend: backend, TargetMiB: mib}
+// filledState is keyed state of one size on one backend, filled and
+// checkpointed once (fillAndCheckpoint) and then shared by the state and
+// recovery parts, whose runs restore its latest checkpoint.
+type filledState struct {
+	backend     string
+	jobID       string
+	dir         string // holds store and stateDir
+	store       *blob.FileStore
+	com         *benchCommitter
+	keys        int64
+	bytesPerKey float64
+	fill        fillResult
+	attempt     int64 // the last run's
+}
+
+func (f *filledState) stateDir() string { return filepath.Join(f.dir, "state") }
+
+func (f *filledState) close() {
+	_ = f.store.Close()
+	_ = os.RemoveAll(f.dir)
+}
+
+// filled returns the filled state of mib MiB on backend, filling it the
+// first time.
+func (b *checkpointBench) filled(ctx context.Context, backend string, mib int) (*filledState, error) {
+	key := fmt.Sprintf("%s/%d", backend, mib)
+	if f, ok := b.states[key]; ok {
+		return f, nil
+	}
 	bpk, err := b.calibrate(ctx, backend, mib)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
-	r.BytesPerKey = bpk
-	r.Keys = keysFor(mib, bpk)
-	r.ChangedKeys = 1
-
-	dir, err := os.MkdirTemp(b.root, "state-")
+	f, err := b.newFilledState(backend, fmt.Sprintf("bench-state-%s-%d", backend, mib), keysFor(mib, bpk))
 	if err != nil {
-		return r, err
+		return nil, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	f.bytesPerKey = bpk
+	f.attempt = 1
+	f.fill, err = b.fillAndCheckpoint(ctx, f, "fill", f.keys, fillSettled)
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("fill: %w", err)
+	}
+	b.states[key] = f
+	return f, nil
+}
+
+func (b *checkpointBench) newFilledState(backend, jobID string, keys int64) (*filledState, error) {
+	dir, err := os.MkdirTemp(b.root, jobID+"-")
+	if err != nil {
+		return nil, err
+	}
 	store, err := blob.OpenFile(filepath.Join(dir, "store"))
 	if err != nil {
-		return r, err
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
-	defer func() { _ = store.Close() }()
-	com := &benchCommitter{}
-	jobID := "bench-state-" + backend
-
-	full, err := b.fillAndCheckpoint(ctx, fillRun{backend: backend, jobID: jobID, source: "fill", keys: r.Keys,
-		attempt: 1, store: store, com: com, stateDir: filepath.Join(dir, "state")})
-	if err != nil {
-		return r, fmt.Errorf("fill: %w", err)
-	}
-	r.FillSeconds, r.Full = full.fill.Seconds(), full.checkpoint
-
-	// The second run restores the first's checkpoint; its source, named
-	// differently so no restored position ends it, emits keys 0..n-1 only
-	// (hash partitioning spreads them over every key group, so over every
-	// part of pebble's key space).
-	changed, err := b.fillAndCheckpoint(ctx, fillRun{backend: backend, jobID: jobID, source: "change", keys: r.ChangedKeys,
-		attempt: 2, store: store, com: com, stateDir: filepath.Join(dir, "state"), restore: true})
-	if err != nil {
-		return r, fmt.Errorf("change 1 %% of the keys: %w", err)
-	}
-	r.RestoreSeconds, r.Changed = changed.opened.Seconds(), changed.checkpoint
-	if r.Full.SizeBytes > 0 {
-		r.UploadedFraction = float64(r.Changed.IncrementalBytes) / float64(r.Full.SizeBytes)
-	}
-	return r, nil
+	return &filledState{backend: backend, jobID: jobID, dir: dir, store: store, com: &benchCommitter{}, keys: keys}, nil
 }
 
 // calibrate returns the checkpointed bytes per key of the state job on
-// backend, measured once per backend by a fill of a few keys.
+// backend, measured once per backend by filling a few keys.
 func (b *checkpointBench) calibrate(ctx context.Context, backend string, mib int) (float64, error) {
 	if bpk, ok := b.bytesPerKey[backend]; ok {
 		return bpk, nil
 	}
-	// A first guess: the accumulators and the key, uncompressed.
+	// As many keys as a first guess (accumulators and key, uncompressed)
+	// of the size asks, within bounds.
 	keys := min(calibrationKeys, max(100, keysFor(mib, 24*(stateSums+1)+16)))
-	dir, err := os.MkdirTemp(b.root, "calibrate-")
+	f, err := b.newFilledState(backend, "bench-calibrate-"+backend, keys)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	store, err := blob.OpenFile(filepath.Join(dir, "store"))
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = store.Close() }()
-	fr, err := b.fillAndCheckpoint(ctx, fillRun{backend: backend, jobID: "bench-calibrate-" + backend, source: "fill", keys: keys,
-		attempt: 1, store: store, com: &benchCommitter{}, stateDir: filepath.Join(dir, "state")})
+	defer f.close()
+	f.attempt = 1
+	fr, err := b.fillAndCheckpoint(ctx, f, "fill", keys, fillFresh)
 	if err != nil {
 		return 0, fmt.Errorf("calibrate: %w", err)
 	}
@@ -547,74 +578,178 @@ func keysFor(mib int, bpk float64) int64 {
 	return int64(math.Ceil(float64(mib) * (1 << 20) / bpk))
 }
 
-// fillRun is one run of the state part.
-type fillRun struct {
-	backend  string
-	jobID    string
-	source   string // the fill source's vertex id
-	keys     int64  // it emits keys 0..keys-1
-	attempt  int64
-	store    blob.Store
-	com      *benchCommitter
-	stateDir string
-	restore  bool // from com's latest checkpoint
+// stateSize checkpoints state of about mib MiB once filled, restores it in
+// a second run that changes 1 % of the keys, and checkpoints again.
+func (b *checkpointBench) stateSize(ctx context.Context, backend string, mib int) (stateRunStats, error) {
+	r := stateRunStats{Backend: backend, TargetMiB: mib}
+	f, err := b.filled(ctx, backend, mib)
+	if err != nil {
+		return r, err
+	}
+	r.Keys, r.BytesPerKey, r.ChangedKeys = f.keys, f.bytesPerKey, max(1, f.keys*changedPerMille/1000)
+	r.FillSeconds, r.SettleSeconds, r.Full = f.fill.fill.Seconds(), f.fill.settle.Seconds(), f.fill.checkpoint
+
+	// The second run's source, named differently so that no restored
+	// position ends it, emits keys 0..n-1 only; hash partitioning spreads
+	// them over every key group, so over all of pebble's key space.
+	f.attempt++
+	changed, err := b.fillAndCheckpoint(ctx, f, "change", r.ChangedKeys, fillRestored)
+	if err != nil {
+		return r, fmt.Errorf("change 1 %% of the keys: %w", err)
+	}
+	r.RestoreSeconds, r.Changed = changed.opened.Seconds(), changed.checkpoint
+	if r.Full.SizeBytes > 0 {
+		r.UploadedFraction = float64(r.Changed.IncrementalBytes) / float64(r.Full.SizeBytes)
+	}
+	return r, nil
 }
 
-// fillResult is what a fillRun measured.
+// fillResult is what one fillAndCheckpoint measured.
 type fillResult struct {
 	fill       time.Duration // run start to every key's row at the sink
+	settle     time.Duration // then until pebble's compactions were done
 	opened     time.Duration // run start to the keyed operator open
 	checkpoint checkpointStat
 }
 
-// fillAndCheckpoint runs the state job with a fill source of keys
-// 0..fr.keys-1 and a keep-alive source, on a fake clock: once every key's
-// row reached the sink it triggers one checkpoint, waits for it, and
-// cancels the run.
-func (b *checkpointBench) fillAndCheckpoint(ctx context.Context, fr fillRun) (fillResult, error) {
+// fillMode is how a fillAndCheckpoint run starts and checkpoints.
+type fillMode int
+
+const (
+	// fillFresh starts from empty state and checkpoints once every key
+	// is in.
+	fillFresh fillMode = iota
+	// fillSettled is fillFresh, but on pebble the checkpoint waits until
+	// the fill's compactions are done: a checkpoint right away and the
+	// next would differ by those rewrites, not only by what changed in
+	// between.
+	fillSettled
+	// fillRestored restores the latest checkpoint first.
+	fillRestored
+)
+
+// fillAndCheckpoint runs the state job of f as its next attempt, on a fake
+// clock, with a source named source emitting keys 0..keys-1 and a
+// keep-alive source. Once every key's row reached the sink it triggers one
+// checkpoint, waits for it, and cancels the run.
+func (b *checkpointBench) fillAndCheckpoint(ctx context.Context, f *filledState, source string, keys int64, mode fillMode) (fillResult, error) {
 	var res fillResult
-	be, _ := backendOf(fr.backend)
+	be, _ := backendOf(f.backend)
 	p := int32(b.parallelism)
-	// The keep-alive source: with the fill source finished, a checkpoint
+	// The keep-alive source: once the fill source finished, a checkpoint
 	// needs a running source to inject its barrier. Paced on the fake
 	// clock at one row per subtask per second, it emits only when the
 	// benchmark advances the clock, and the filter drops its rows.
 	tick := sequenceVertex("tick", p, tickStart, nil, int64(p))
-	spec := stateJobSpec(be, p, farInterval, "value", sequenceVertex(fr.source, p, 0, ptrTo(fr.keys-1), 0), tick)
+	spec := stateJobSpec(be, p, farInterval, "value", sequenceVertex(source, p, 0, ptrTo(keys-1), 0), tick)
 	spec.Checkpointing.TimeoutMs = farTimeout.Milliseconds()
 	g, err := jobgraph.Resolve(spec)
 	if err != nil {
 		return res, err
 	}
 	clk := clockwork.NewFakeClock()
-	opened := &openTimes{vertex: stateVertex, want: int32(p)}
-	cfg := sabotrt.Config{JobID: fr.jobID, Attempt: fr.attempt, Graph: g, Clock: clk, StateDir: fr.stateDir,
+	opened := &taskTimes{vertex: stateVertex, state: sabotv1.TaskState_TASK_STATE_RUNNING, want: p}
+	cfg := sabotrt.Config{JobID: f.jobID, Attempt: f.attempt, Graph: g, Clock: clk, StateDir: f.stateDir(),
 		OnTaskState: opened.observe,
-		Checkpoints: &sabotrt.CheckpointOptions{Store: fr.store, Committer: fr.com}}
-	if fr.restore {
-		md, retained := fr.com.latest()
-		if md == nil {
-			return res, errors.New("no completed checkpoint to restore")
+		Checkpoints: &sabotrt.CheckpointOptions{Store: f.store, Committer: f.com}}
+	if mode == fillRestored {
+		if err := f.restoreInto(&cfg); err != nil {
+			return res, err
 		}
-		cfg.Checkpoints.Restore, cfg.Checkpoints.Retained = md, retained
-		// The first run's sources ("fill", "tick") are not all in this one.
-		cfg.Checkpoints.AllowNonRestoredState = true
 	}
 
 	freeMemory()
 	j := startBenchJob(ctx, cfg)
 	defer func() { _ = j.stop() }()
-	if err := j.waitFor(ctx, "every key reached the sink", 2*time.Millisecond, func() bool { return j.rows.Load() >= fr.keys }); err != nil {
+	if err := j.waitFor(ctx, "every key reached the sink", 2*time.Millisecond, func() bool { return j.rows.Load() >= keys }); err != nil {
 		return res, err
 	}
 	res.fill = time.Since(j.start)
 	res.opened = opened.since(j.start)
-	c, err := checkpointNow(ctx, j, clk, fr.com, fr.attempt)
+	if mode == fillSettled && be == sabotv1.StateBackend_STATE_BACKEND_PEBBLE {
+		if res.settle, err = settle(ctx, j, f.stateDir()); err != nil {
+			return res, err
+		}
+	}
+	c, err := checkpointNow(ctx, j, clk, f.com, f.attempt)
 	if err != nil {
 		return res, err
 	}
 	res.checkpoint = c.stat()
 	return res, j.stop()
+}
+
+// restoreInto makes cfg restore f's latest checkpoint.
+func (f *filledState) restoreInto(cfg *sabotrt.Config) error {
+	md, retained := f.com.latest()
+	if md == nil {
+		return errors.New("no completed checkpoint to restore")
+	}
+	cfg.Checkpoints.Restore, cfg.Checkpoints.Retained = md, retained
+	// The sources of earlier runs are not all in this one: their
+	// positions are dropped.
+	cfg.Checkpoints.AllowNonRestoredState = true
+	return nil
+}
+
+// Settling: pebble's SST files under the state directory unchanged (names
+// and sizes) for settleQuiet means its compactions are done; give up
+// waiting after settleMax.
+const (
+	settleQuiet = time.Second
+	settleMax   = 10 * time.Minute
+)
+
+// settle waits until pebble's SST files under dir stop changing and
+// returns how long it waited.
+func settle(ctx context.Context, j *benchJob, dir string) (time.Duration, error) {
+	start := time.Now()
+	last, since := "", start
+	for time.Since(since) < settleQuiet && time.Since(start) < settleMax {
+		cur, err := sstFiles(dir)
+		if err != nil {
+			return 0, err
+		}
+		if cur != last {
+			last, since = cur, time.Now()
+		}
+		select {
+		case <-j.ended:
+			return 0, fmt.Errorf("job ended while pebble compacted: %w", j.endErr())
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return since.Sub(start), nil
+}
+
+// sstFiles lists the SST files under dir with their sizes, outside the
+// checkpoint directories (*.chk) the runtime hard-links them into.
+func sstFiles(dir string) (string, error) {
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil // removed meanwhile (a compaction input)
+		case err != nil:
+			return err
+		case d.IsDir() && strings.HasSuffix(d.Name(), ".chk"):
+			return filepath.SkipDir
+		case !strings.HasSuffix(d.Name(), ".sst"):
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s:%d\n", path, info.Size())
+		return nil
+	})
+	return b.String(), err
 }
 
 // checkpointNow triggers a checkpoint of run j on clk and waits until it
@@ -653,82 +788,69 @@ func checkpointNow(ctx context.Context, j *benchJob, clk *clockwork.FakeClock, c
 
 // --- Part 3: recovery -------------------------------------------------------
 
-// recovery runs the state job over about mib MiB of keys with checkpoints
-// every recoveryInterval until a checkpoint taken after every key is in
-// state completed, cancels it, and restores a new run from that
-// checkpoint.
+// recovery restores the filled state of mib MiB into the state job with
+// checkpoints every recoveryInterval and a source over all its keys, lets
+// it complete --recovery-checkpoints checkpoints, cancels it, and restores
+// a new run from the latest.
 func (b *checkpointBench) recovery(ctx context.Context, backend string, mib int) (recoveryRunStats, error) {
 	r := recoveryRunStats{Backend: backend, TargetMiB: mib}
-	bpk, err := b.calibrate(ctx, backend, mib)
+	f, err := b.filled(ctx, backend, mib)
 	if err != nil {
 		return r, err
 	}
-	r.Keys = keysFor(mib, bpk)
+	r.Keys = f.keys
 	be, _ := backendOf(backend)
 	p := int32(b.parallelism)
-	spec := stateJobSpec(be, p, recoveryInterval, fmt.Sprintf("value %% %d", r.Keys), sequenceVertex("seq", p, 0, nil, 0))
+	spec := stateJobSpec(be, p, recoveryInterval, fmt.Sprintf("value %% %d", f.keys), sequenceVertex("seq", p, 0, nil, b.rate))
 	g, err := jobgraph.Resolve(spec)
 	if err != nil {
 		return r, err
 	}
-	dir, err := os.MkdirTemp(b.root, "recovery-")
-	if err != nil {
-		return r, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	store, err := blob.OpenFile(filepath.Join(dir, "store"))
-	if err != nil {
-		return r, err
-	}
-	defer func() { _ = store.Close() }()
-	com := &benchCommitter{}
-	cfg := sabotrt.Config{JobID: "bench-recovery-" + backend, Attempt: 1, Graph: g, StateDir: filepath.Join(dir, "state"),
-		Checkpoints: &sabotrt.CheckpointOptions{Store: store, Committer: com}}
 
-	// The first run, until a checkpoint that holds every key completed.
+	// The first run, until it completed enough checkpoints.
+	f.attempt++
+	first := f.attempt
+	cfg := sabotrt.Config{JobID: f.jobID, Attempt: first, Graph: g, StateDir: f.stateDir(),
+		Checkpoints: &sabotrt.CheckpointOptions{Store: f.store, Committer: f.com}}
+	if err := f.restoreInto(&cfg); err != nil {
+		return r, err
+	}
 	freeMemory()
 	j := startBenchJob(ctx, cfg)
 	defer func() { _ = j.stop() }()
-	if err := j.waitFor(ctx, "every key reached the sink", 2*time.Millisecond, func() bool { return j.rows.Load() >= r.Keys }); err != nil {
-		return r, err
-	}
-	filled := time.Now()
-	r.FillSeconds = filled.Sub(j.start).Seconds()
-	var last benchCheckpoint
-	err = j.waitFor(ctx, "a checkpoint of the full state", 5*time.Millisecond, func() bool {
-		for _, c := range com.history(1) {
-			if !c.triggered.Before(filled) && c.info.GetStatus() == sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED {
-				last = c
-				return true
-			}
-		}
-		return false
+	err = j.waitFor(ctx, fmt.Sprintf("%d checkpoints", b.recoveryCPs), 5*time.Millisecond, func() bool {
+		return completed(f.com.history(first)) >= b.recoveryCPs
 	})
 	if err != nil {
 		return r, err
 	}
+	r.RunSeconds = time.Since(j.start).Seconds()
 	cancelled := time.Now()
 	if err := j.stop(); err != nil {
 		return r, err
 	}
 	r.CancelSeconds = time.Since(cancelled).Seconds()
-	for _, c := range com.history(1) {
+	var durs []float64
+	for _, c := range f.com.history(first) {
 		if c.info.GetStatus() == sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED {
-			r.Completed++
-			last = c
+			durs = append(durs, c.stat().DurationMS)
 		}
 	}
-	r.LastDurationMS = last.stat().DurationMS
+	r.Completed, r.MeanDurationMS = len(durs), mean(durs)
 
 	// The second run, restored from the latest completed checkpoint.
-	md, retained := com.latest()
+	md, _ := f.com.latest()
 	r.CheckpointID = md.GetCheckpointId()
 	for _, s := range md.GetOperators() {
 		r.SizeBytes += s.GetStateSize()
 	}
-	opened := &openTimes{vertex: stateVertex, want: p}
-	cfg.Attempt, cfg.OnTaskState = 2, opened.observe
-	cfg.Checkpoints = &sabotrt.CheckpointOptions{Store: store, Committer: com, Restore: md, Retained: retained}
+	f.attempt++
+	opened := &taskTimes{vertex: stateVertex, state: sabotv1.TaskState_TASK_STATE_RUNNING, want: p}
+	cfg.Attempt, cfg.OnTaskState = f.attempt, opened.observe
+	cfg.Checkpoints = &sabotrt.CheckpointOptions{Store: f.store, Committer: f.com}
+	if err := f.restoreInto(&cfg); err != nil {
+		return r, err
+	}
 	freeMemory()
 	j2 := startBenchJob(ctx, cfg)
 	defer func() { _ = j2.stop() }()
@@ -738,6 +860,17 @@ func (b *checkpointBench) recovery(ctx context.Context, backend string, mib int)
 	r.FirstRowSeconds = time.Since(j2.start).Seconds()
 	r.RestoreSeconds = opened.since(j2.start).Seconds()
 	return r, j2.stop()
+}
+
+// completed counts the completed checkpoints of h.
+func completed(h []benchCheckpoint) int {
+	n := 0
+	for _, c := range h {
+		if c.info.GetStatus() == sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED {
+			n++
+		}
+	}
+	return n
 }
 
 // --- Jobs ---------------------------------------------------------------------
@@ -865,29 +998,40 @@ func (j *benchJob) stop() error {
 	return j.err
 }
 
-// openTimes records when every subtask of a vertex reported RUNNING: its
-// operators, keyed state restore included, are open. Its observe is a
-// Config.OnTaskState.
-type openTimes struct {
-	vertex  string
-	want    int32
-	running atomic.Int32
-	last    atomic.Int64 // unix nanoseconds of the latest RUNNING
+// taskTimes records when every subtask of a vertex reported a task state:
+// RUNNING once its operators are open (keyed state restored), FINISHED
+// once it flushed and closed. Its observe is a Config.OnTaskState.
+type taskTimes struct {
+	vertex string
+	state  sabotv1.TaskState
+	want   int32 // the vertex's parallelism
+	n      atomic.Int32
+	last   atomic.Int64 // unix nanoseconds of the latest report
 }
 
-func (o *openTimes) observe(vertex string, _ int32, s sabotv1.TaskState) {
-	if vertex == o.vertex && s == sabotv1.TaskState_TASK_STATE_RUNNING {
+func (o *taskTimes) observe(vertex string, _ int32, s sabotv1.TaskState) {
+	if vertex == o.vertex && s == o.state {
 		o.last.Store(time.Now().UnixNano())
-		o.running.Add(1)
+		o.n.Add(1)
 	}
 }
 
-// since is how long after start every subtask was open; 0 if some is not.
-func (o *openTimes) since(start time.Time) time.Duration {
-	if o.running.Load() < o.want {
+// at is when the last subtask reported the state; false if some has not.
+func (o *taskTimes) at() (time.Time, bool) {
+	if o.n.Load() < o.want {
+		return time.Time{}, false
+	}
+	return time.Unix(0, o.last.Load()), true
+}
+
+// since is how long after start every subtask had reported the state; 0
+// if some has not.
+func (o *taskTimes) since(start time.Time) time.Duration {
+	t, ok := o.at()
+	if !ok {
 		return 0
 	}
-	return time.Unix(0, o.last.Load()).Sub(start)
+	return t.Sub(start)
 }
 
 // benchCommitter is an in-memory CheckpointCommitter: the latest completed
@@ -1040,11 +1184,12 @@ func printCheckpointBench(w io.Writer, format string, r *checkpointBenchResult) 
 		}
 	}
 	if len(r.State) > 0 {
-		fmt.Fprintf(w, "\nstate: keyed COUNT + %d SUMs per key; first (full) checkpoint once every key is in state, then, restored, one after %d %% of the keys changed\n", stateSums, changedPerMille/10)
+		fmt.Fprintf(w, "\nstate: keyed COUNT + %d SUMs per key. FULL: the first checkpoint once every key is in state (pebble: and its compactions settled);\n"+
+			"CHANGED: the next, in a run restored from it, after %d %% of the keys changed\n", stateSums, changedPerMille/10)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "BACKEND\tTARGET\tKEYS\tB/KEY\tFILL\tFULL: DURATION\tSIZE\tUPLOADED\tRESTORE\tCHANGED KEYS\tCHANGED: DURATION\tSIZE\tUPLOADED\tUPLOADED/FULL")
+		fmt.Fprintln(tw, "BACKEND\tTARGET\tKEYS\tB/KEY\tFILL\tSETTLE\tFULL: DURATION\tSIZE\tUPLOADED\tRESTORE\tCHANGED KEYS\tCHANGED: DURATION\tSIZE\tUPLOADED\tUPLOADED/FULL")
 		for _, s := range r.State {
-			fmt.Fprintf(tw, "%s\t%d MiB\t%d\t%.0f\t%.2f s\t%s\t%s\t%s\t%.2f s\t%d\t%s\t%s\t%s\t%.3f\n", s.Backend, s.TargetMiB, s.Keys, s.BytesPerKey, s.FillSeconds,
+			fmt.Fprintf(tw, "%s\t%d MiB\t%d\t%.0f\t%.2f s\t%.1f s\t%s\t%s\t%s\t%.2f s\t%d\t%s\t%s\t%s\t%.3f\n", s.Backend, s.TargetMiB, s.Keys, s.BytesPerKey, s.FillSeconds, s.SettleSeconds,
 				msString(s.Full.DurationMS), byteSize(s.Full.SizeBytes), byteSize(s.Full.IncrementalBytes), s.RestoreSeconds,
 				s.ChangedKeys, msString(s.Changed.DurationMS), byteSize(s.Changed.SizeBytes), byteSize(s.Changed.IncrementalBytes), s.UploadedFraction)
 		}
@@ -1053,12 +1198,13 @@ func printCheckpointBench(w io.Writer, format string, r *checkpointBenchResult) 
 		}
 	}
 	if len(r.Recovery) > 0 {
-		fmt.Fprintf(w, "\nrecovery: checkpoints every %s, cancelled (like a kill) after one covering every key, restarted from the latest; times from the new run's start\n", recoveryInterval)
+		fmt.Fprintf(w, "\nrecovery: the filled state restored into a run checkpointing every %s, cancelled (like a kill) after CHECKPOINTS, restarted from the latest;\n"+
+			"RESTORE and FIRST ROW count from the new run's start\n", recoveryInterval)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "BACKEND\tTARGET\tKEYS\tFILL\tCHECKPOINTS\tLAST DURATION\tRESTORED\tSIZE\tCANCEL\tRESTORE (OPEN)\tFIRST ROW")
+		fmt.Fprintln(tw, "BACKEND\tTARGET\tKEYS\tRAN\tCHECKPOINTS\tMEAN DURATION\tRESTORED\tSIZE\tCANCEL\tRESTORE (OPEN)\tFIRST ROW")
 		for _, c := range r.Recovery {
-			fmt.Fprintf(tw, "%s\t%d MiB\t%d\t%.2f s\t%d\t%s\t#%d\t%s\t%.2f s\t%.3f s\t%.3f s\n", c.Backend, c.TargetMiB, c.Keys, c.FillSeconds, c.Completed,
-				msString(c.LastDurationMS), c.CheckpointID, byteSize(c.SizeBytes), c.CancelSeconds, c.RestoreSeconds, c.FirstRowSeconds)
+			fmt.Fprintf(tw, "%s\t%d MiB\t%d\t%.2f s\t%d\t%s\t#%d\t%s\t%.2f s\t%.3f s\t%.3f s\n", c.Backend, c.TargetMiB, c.Keys, c.RunSeconds, c.Completed,
+				msString(c.MeanDurationMS), c.CheckpointID, byteSize(c.SizeBytes), c.CancelSeconds, c.RestoreSeconds, c.FirstRowSeconds)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -18,20 +18,36 @@ import (
 )
 
 func newDeployCmd(g *globals) *cobra.Command {
-	var file string
+	var (
+		file                  string
+		fromSavepoint         string
+		allowNonRestoredState bool
+	)
 	cmd := &cobra.Command{
-		Use:   "deploy -f job.yaml",
-		Short: "Deploy a job from a manifest",
+		Use:   "deploy -f job.yaml [--from-savepoint LOCATION [--allow-non-restored-state]]",
+		Short: "Deploy a job from a manifest, optionally starting from a savepoint",
 		Long: "Deploy checks the manifest (every problem is reported with its file, line and field)\n" +
-			"and sends the job to the gateway, which stores it for the scheduler to run.",
+			"and sends the job to the gateway, which stores it for the scheduler to run.\n\n" +
+			"--from-savepoint starts the job from a savepoint (the location \"sabot savepoint\" or\n" +
+			"\"sabot stop\" printed) instead of from its sources' start positions with empty state;\n" +
+			"later restarts of the job use its own checkpoints. A gateway with the blob store\n" +
+			"refuses a savepoint that is missing or unreadable, was taken with another\n" +
+			"max_parallelism, or was taken of a job with a step this one no longer has (unless\n" +
+			"--allow-non-restored-state).\n\n" + savepointHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return fmt.Errorf("deploy: -f is required: the manifest to deploy")
 			}
+			if allowNonRestoredState && fromSavepoint == "" {
+				return fmt.Errorf("deploy: --allow-non-restored-state applies only with --from-savepoint")
+			}
 			spec, err := manifest.Load(file)
 			if err != nil {
 				return err
+			}
+			if fromSavepoint != "" {
+				spec.Restore = &sabotv1.SavepointRestore{Location: fromSavepoint, AllowNonRestoredState: allowNonRestoredState}
 			}
 			job, err := deploySpec(cmd.Context(), jobClient(g), spec)
 			if err != nil {
@@ -41,6 +57,8 @@ func newDeployCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "manifest file (YAML)")
+	cmd.Flags().StringVar(&fromSavepoint, "from-savepoint", "", "start from this savepoint (its location: savepoints/<id>/_metadata)")
+	cmd.Flags().BoolVar(&allowNonRestoredState, "allow-non-restored-state", false, "drop the savepoint's state of steps the job no longer has instead of refusing it")
 	return cmd
 }
 
@@ -88,8 +106,12 @@ func newJobsCmd(g *globals) *cobra.Command {
 func newCancelCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "cancel JOB_ID",
-		Short: "Cancel a job",
-		Args:  cobra.ExactArgs(1),
+		Short: "Cancel a job (without a savepoint)",
+		Long: "Cancel stops a job at once, without taking a savepoint: output its sinks have not\n" +
+			"committed yet is discarded. To stop a job so that it can be started again where it\n" +
+			"stopped, use \"sabot stop\" (stop with a savepoint). Cancelling a job that has already\n" +
+			"ended changes nothing.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			resp, err := jobClient(g).CancelJob(cmd.Context(), connect.NewRequest(&sabotv1.CancelJobRequest{JobId: args[0]}))
 			if err != nil {

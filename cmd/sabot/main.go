@@ -1,5 +1,5 @@
 // Command sabot is Sabot's one binary: the CLI (deploy, jobs, cancel,
-// checkpoints), the all-in-one development platform (dev), and each
+// savepoint, stop, checkpoints), the all-in-one development platform (dev), and each
 // production role (gateway, scheduler, worker). It only maps flags to the
 // services' configs; the services live in their own packages.
 package main
@@ -76,6 +76,8 @@ func newRoot() *cobra.Command {
 		newDeployCmd(g),
 		newJobsCmd(g),
 		newCancelCmd(g),
+		newSavepointCmd(g),
+		newStopCmd(g),
 		newCheckpointsCmd(g),
 		newGatewayCmd(g),
 		newSchedulerCmd(),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -66,23 +67,64 @@ func (r *roleFlags) run(cmd *cobra.Command, start func(ctx context.Context, cli 
 }
 
 func newGatewayCmd(g *globals) *cobra.Command {
-	var rf roleFlags
+	var (
+		rf      roleFlags
+		blobURL string
+	)
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the gateway role (public API) against an etcd cluster",
-		Args:  cobra.NoArgs,
+		Long: "Gateway serves the public API. With --blob-store (the workers' store) it checks a\n" +
+			"deploy --from-savepoint before storing the job: the savepoint exists and is readable, it\n" +
+			"was taken with the job's max_parallelism, and every step it holds state of is still in\n" +
+			"the job (unless --allow-non-restored-state). Without it those checks are skipped and a\n" +
+			"bad restore fails the job's first attempt on its worker instead.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return rf.run(cmd, func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (func(context.Context) error, error) {
-				gw, err := gateway.Start(ctx, gateway.Config{Addr: strings.TrimPrefix(g.addr, "http://"), Etcd: cli, Logger: log})
+				store, err := openBlob(blobURL)
 				if err != nil {
 					return nil, err
 				}
-				return gw.Close, nil
+				gw, err := gateway.Start(ctx, gateway.Config{Addr: strings.TrimPrefix(g.addr, "http://"), Etcd: cli, Blob: store, Logger: log})
+				if err != nil {
+					closeBlob(store)
+					return nil, err
+				}
+				return func(ctx context.Context) error {
+					err := gw.Close(ctx)
+					if store != nil {
+						err = errors.Join(err, store.Close())
+					}
+					return err
+				}, nil
 			})
 		},
 	}
 	rf.register(cmd)
+	cmd.Flags().StringVar(&blobURL, "blob-store", "", "the workers' blob store, to check deploys from savepoints: file:///dir or s3://bucket/prefix?endpoint=…&path_style=true")
 	return cmd
+}
+
+// openBlob opens the store a --blob-store flag names, or returns nil for
+// an empty flag.
+func openBlob(url string) (blob.Store, error) {
+	if url == "" {
+		return nil, nil
+	}
+	store, err := blob.Open(url, blob.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("--blob-store: %w", err)
+	}
+	return store, nil
+}
+
+// closeBlob closes a store opened by openBlob after a failed start, whose
+// error is the one to report.
+func closeBlob(store blob.Store) {
+	if store != nil {
+		_ = store.Close()
+	}
 }
 
 func newSchedulerCmd() *cobra.Command {

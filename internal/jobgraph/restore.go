@@ -15,8 +15,10 @@ import (
 //
 //   - max_parallelism: md was taken with another number of key groups, and
 //     keyed state cannot be remapped onto a different number;
-//   - restore: md holds state of a vertex g does not have (matched by
-//     vertex id), unless allowNonRestoredState drops such state.
+//   - restore: md has state of a vertex g does not have (matched by
+//     vertex id), unless allowNonRestoredState drops it. Vertices without
+//     state (maps, filters, print sinks) may be removed or renamed freely
+//     (HasState; as the runtime's restore checks).
 //
 // The runtime applies the same rules when it restores; state that is
 // present but cannot be read (a Kafka exactly-once sink's transactions at
@@ -32,12 +34,12 @@ func CheckRestore(g *Graph, md *clusterv1.CheckpointMetadata, location string, a
 		seen := map[string]bool{}
 		for _, s := range md.GetOperators() {
 			id := s.GetVertexId()
-			if seen[id] || g.Vertex(id) != nil {
+			if seen[id] || g.Vertex(id) != nil || !HasState(s) {
 				continue
 			}
 			seen[id] = true
 			errs = append(errs, &Error{Field: "restore", Msg: fmt.Sprintf(
-				"savepoint %s has state of vertex %q, which the job does not have: keep that step's id, or allow non-restored state (--allow-non-restored-state) to drop its state",
+				"savepoint %s was taken of a job with vertex %q, which this job does not have: keep that step's id, or allow non-restored state (--allow-non-restored-state) to drop its state",
 				location, id)})
 		}
 	}
@@ -45,4 +47,10 @@ func CheckRestore(g *Graph, md *clusterv1.CheckpointMetadata, location string, a
 		return errs
 	}
 	return nil
+}
+
+// HasState reports whether a vertex subtask's snapshot holds any state:
+// keyed state, operator state or in-flight data.
+func HasState(s *clusterv1.OperatorSnapshot) bool {
+	return s.GetKeyed() != nil || len(s.GetOperatorState()) > 0 || len(s.GetChannelState()) > 0
 }

@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		return nil, fmt.Errorf("platform: waiting for the scheduler to lead: %w", ctx.Err())
 	}
 
-	p.gw, err = gateway.Start(ctx, gateway.Config{Addr: cfg.Addr, Etcd: p.cli, Logger: log})
+	p.gw, err = gateway.Start(ctx, gateway.Config{Addr: cfg.Addr, Etcd: p.cli, Blob: p.blob, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
 	}

@@ -490,7 +490,14 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 		"duration", c.clock.Since(p.trigger), "size", size, "incremental", inc)
 	for _, l := range c.listeners {
 		if err := l.checkpointComplete(ctx, p.id); err != nil {
-			return fmt.Errorf("checkpoint %d completed, but a sink could not commit its output: %w", p.id, err)
+			err = fmt.Errorf("checkpoint %d completed, but a sink could not commit its output: %w", p.id, err)
+			if p.sp != nil {
+				// The savepoint is the job's recovery point (the restart
+				// commits its transactions) but not done: say so.
+				p.sp.done <- savepointResult{err: err}
+				p.sp = nil
+			}
+			return err
 		}
 	}
 	if p.sp != nil {

@@ -565,7 +565,7 @@ func (c *checkpointing) indexRestore(g *jobgraph.Graph, opts *CheckpointOptions)
 	}
 	for _, s := range md.GetOperators() {
 		if g.Vertex(s.GetVertexId()) == nil {
-			if opts.AllowNonRestoredState {
+			if opts.AllowNonRestoredState || !jobgraph.HasState(s) {
 				continue
 			}
 			return fmt.Errorf("runtime: restore checkpoint %d: state of vertex %q, which the job no longer has (allow non-restored state to drop it)",
