@@ -313,7 +313,7 @@ func TestUnusableSavepointFailsJob(t *testing.T) {
 	t.Cleanup(func() { _ = store.Close() })
 	const extra = "savepoints/extra/_metadata"
 	raw, err := proto.Marshal(&clusterv1.CheckpointMetadata{JobId: "j0", CheckpointId: 1, Savepoint: true, MaxParallelism: 128,
-		Operators: []*clusterv1.OperatorSnapshot{{VertexId: "gone", Parallelism: 1}}})
+		Operators: []*clusterv1.OperatorSnapshot{{VertexId: "gone", Parallelism: 1, OperatorState: []byte("{}")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
