@@ -62,7 +62,7 @@ func TestUnalignedCheckpointsUnderBackpressure(t *testing.T) {
 				done <- runtime.Run(ctx, runtime.Config{JobID: "j", Attempt: 1, Graph: g, PrintOut: out, QueueCapacity: 32,
 					Checkpoints: &runtime.CheckpointOptions{Store: store, Committer: com}})
 			}()
-			time.Sleep(4 * time.Second)
+			time.Sleep(5 * time.Second)
 			cancel()
 			if err := <-done; err != nil && ctx.Err() == nil {
 				t.Fatal(err)
