@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -677,4 +678,43 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// cleanupOnExit deletes what this attempt uploaded for checkpoints that
+// were still pending when it stopped (cancelled, failed): their objects
+// and the shared files no retained checkpoint references. Only objects
+// named for this attempt (…-a<attempt>…) are touched, so a newer attempt
+// running meanwhile keeps its own. Called after every upload returned.
+func (c *coordinator) cleanupOnExit(ctx context.Context) {
+	mine := regexp.MustCompile(`-[0-9]+-a` + strconv.FormatInt(c.attempt, 10) + `($|[-/])`)
+	keep := map[string]bool{}
+	for _, md := range c.retained {
+		for _, s := range md.GetOperators() {
+			for _, f := range s.GetKeyed().GetPebble().GetFiles() {
+				keep[f.GetKey()] = true
+			}
+		}
+	}
+	var del []string
+	collect := func(prefix string, shared bool) {
+		for info, err := range c.opts.Store.List(ctx, prefix) {
+			if err != nil {
+				c.logger.Warn("checkpoint cleanup: list", "prefix", prefix, "err", err)
+				return
+			}
+			rest := strings.TrimPrefix(info.Key, prefix)
+			if mine.MatchString(rest) && !(shared && keep[info.Key]) {
+				del = append(del, info.Key)
+			}
+		}
+	}
+	for id, p := range c.pending {
+		if p.sp != nil {
+			collect(blob.SavepointPrefix(p.sp.name), false)
+			continue
+		}
+		collect(blob.CheckpointPrefix(c.jobID, id), false)
+	}
+	collect(blob.SharedPrefix(c.jobID), true)
+	c.deleteKeys(ctx, del)
 }

@@ -548,7 +548,14 @@ func startCheckpointing(grp *taskGroup, coord *coordinator, cp *checkpointing) f
 			}
 		}()
 	}
-	return wg.Wait
+	return func() {
+		wg.Wait()
+		// Nothing uploads any more: remove what this attempt wrote for
+		// checkpoints that will never complete.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		coord.cleanupOnExit(cctx)
+	}
 }
 
 // indexRestore indexes the restored snapshots by vertex and checks that
