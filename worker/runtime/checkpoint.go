@@ -703,7 +703,7 @@ func (c *coordinator) cleanupOnExit(ctx context.Context) {
 				return
 			}
 			rest := strings.TrimPrefix(info.Key, prefix)
-			if mine.MatchString(rest) && !(shared && keep[info.Key]) {
+			if mine.MatchString(rest) && (!shared || !keep[info.Key]) {
 				del = append(del, info.Key)
 			}
 		}
