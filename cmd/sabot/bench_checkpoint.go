@@ -106,7 +106,8 @@ func newBenchCheckpointsCmd(g *globals) *cobra.Command {
 			"              a checkpoint after 1 % of the keys changed. Pebble uploads only SST\n" +
 			"              files the previous checkpoint lacks; heap uploads all state each time.\n" +
 			"              On pebble the full checkpoint waits until the fill's compactions are\n" +
-			"              done, so that the second differs from it by the change alone.\n" +
+			"              done; the second still uploads what compaction rewrote since, notably\n" +
+			"              the base level once the first checkpoint's flush is merged into it.\n" +
 			"  recovery    the state part's state restored into the state job over the same keys,\n" +
 			"              checkpointing every 200ms; after --recovery-checkpoints it is cancelled\n" +
 			"              like a kill (nothing flushed or committed); a new run restores the latest.\n" +
@@ -146,7 +147,7 @@ func newBenchCheckpointsCmd(g *globals) *cobra.Command {
 	f.StringSliceVar(&o.parts, "parts", []string{"throughput", "state", "recovery"}, "parts to run: throughput, state, recovery")
 	f.IntVar(&o.recoveryCPs, "recovery-checkpoints", 3, "checkpoints the recovery part's first run completes before it is killed")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file")
-	f.StringVar(&o.dir, "dir", "", "directory for the blob stores and pebble state, emptied at the end (default: a new temporary directory)")
+	f.StringVar(&o.dir, "dir", "", "where to make the scratch directory holding the blob stores and pebble state, removed at the end (default: the system's temporary directory)")
 	return cmd
 }
 
@@ -160,6 +161,8 @@ type checkpointBenchResult struct {
 	State       []stateRunStats      `json:"state"`
 	Recovery    []recoveryRunStats   `json:"recovery"`
 	Notes       []string             `json:"notes"`
+	// PeakRSSBytes is the process's peak resident set over all parts.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 }
 
 // checkpointRunStats is one throughput run.
@@ -232,8 +235,8 @@ type recoveryRunStats struct {
 	// process skips it).
 	CancelSeconds float64 `json:"cancel_seconds"`
 	// RestoreSeconds and FirstRowSeconds are from the start of the second
-	// run until its keyed operator was open, and until the first row
-	// reached the sink.
+	// run until every subtask of its keyed operator was open, and until the
+	// first row reached the sink (with parallelism, possibly before).
 	RestoreSeconds  float64 `json:"restore_seconds"`
 	FirstRowSeconds float64 `json:"first_row_seconds"`
 }
@@ -318,7 +321,7 @@ func benchCheckpoints(ctx context.Context, o checkpointBenchOptions) (*checkpoin
 		}
 	}()
 	res := &checkpointBenchResult{GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism, Keys: o.keys,
-		Throughput: []checkpointRunStats{}, State: []stateRunStats{}, Recovery: []recoveryRunStats{}}
+		Throughput: []checkpointRunStats{}, State: []stateRunStats{}, Recovery: []recoveryRunStats{}, Notes: []string{}}
 	if slices.Contains(o.parts, "throughput") {
 		for _, be := range o.backends {
 			runs, err := b.throughput(ctx, be)
@@ -351,6 +354,7 @@ func benchCheckpoints(ctx context.Context, o checkpointBenchOptions) (*checkpoin
 		}
 		res.Notes = append(res.Notes, "recovery in a cluster adds the worker lease TTL (default 5s) before the lost worker is noticed, then scheduling and deploying the new attempt")
 	}
+	res.PeakRSSBytes = peakRSS()
 	return res, nil
 }
 
@@ -620,9 +624,8 @@ const (
 	// is in.
 	fillFresh fillMode = iota
 	// fillSettled is fillFresh, but on pebble the checkpoint waits until
-	// the fill's compactions are done: a checkpoint right away and the
-	// next would differ by those rewrites, not only by what changed in
-	// between.
+	// the fill's compactions are done, so that the next checkpoint does
+	// not count the rest of the fill's compaction backlog as change.
 	fillSettled
 	// fillRestored restores the latest checkpoint first.
 	fillRestored
@@ -858,6 +861,11 @@ func (b *checkpointBench) recovery(ctx context.Context, backend string, mib int)
 		return r, err
 	}
 	r.FirstRowSeconds = time.Since(j2.start).Seconds()
+	// With parallelism, a subtask restored first may emit before another
+	// finished restoring.
+	if err := j2.waitFor(ctx, "every keyed subtask was open", time.Millisecond, func() bool { _, ok := opened.at(); return ok }); err != nil {
+		return r, err
+	}
 	r.RestoreSeconds = opened.since(j2.start).Seconds()
 	return r, j2.stop()
 }
@@ -1145,7 +1153,7 @@ func printCheckpointBench(w io.Writer, format string, r *checkpointBenchResult) 
 		_, err = fmt.Fprintln(w, string(b))
 		return err
 	}
-	fmt.Fprintf(w, "GOMAXPROCS %d, parallelism %d; checkpoints to a file blob store on local disk\n", r.GOMAXPROCS, r.Parallelism)
+	fmt.Fprintf(w, "GOMAXPROCS %d, parallelism %d; checkpoints to a file blob store on local disk; peak RSS %s\n", r.GOMAXPROCS, r.Parallelism, byteSize(r.PeakRSSBytes))
 	if len(r.Throughput) > 0 {
 		fmt.Fprintf(w, "\nthroughput: sequence → k = value %% %d → keyed COUNT → blackhole; ratio = events/s over the same backend's run without checkpoints\n", r.Keys)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -1198,7 +1206,7 @@ func printCheckpointBench(w io.Writer, format string, r *checkpointBenchResult) 
 		}
 	}
 	if len(r.Recovery) > 0 {
-		fmt.Fprintf(w, "\nrecovery: the filled state restored into a run checkpointing every %s, cancelled (like a kill) after CHECKPOINTS, restarted from the latest;\n"+
+		fmt.Fprintf(w, "\nrecovery: the filled state restored into a run checkpointing every %s, cancelled (like a kill) once CHECKPOINTS completed, restarted from the latest;\n"+
 			"RESTORE and FIRST ROW count from the new run's start\n", recoveryInterval)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "BACKEND\tTARGET\tKEYS\tRAN\tCHECKPOINTS\tMEAN DURATION\tRESTORED\tSIZE\tCANCEL\tRESTORE (OPEN)\tFIRST ROW")

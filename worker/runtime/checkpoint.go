@@ -530,6 +530,12 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 // next collection) and, past the tolerable number of consecutive failures,
 // the attempt fails.
 func (c *coordinator) abort(ctx context.Context, p *pendingCheckpoint, reason string) error {
+	if ctx.Err() != nil {
+		// The attempt is ending (a bounded job finished, or it was
+		// cancelled): not a failed checkpoint. What it uploaded goes with
+		// the attempt's cleanup.
+		return nil
+	}
 	delete(c.pending, p.id)
 	if p.sp != nil {
 		p.sp.done <- savepointResult{err: fmt.Errorf("savepoint %s failed: %s", p.sp.name, reason)}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Pebble is the on-disk backend: one pebble DB in a directory the caller
@@ -54,12 +55,25 @@ func OpenPebble(dir string, cfg Config) (*Pebble, error) {
 // pebbleOptions are the options of every DB the backend opens, read-only
 // checkpoints (RestorePebbleInto) included: the merger's name is checked
 // against the one the DB was written with.
+// pebbleCacheSize is each DB's block cache (pebble's default is 8 MB, too
+// small for keyed state: reads of a large state missed the cache and
+// decompressed blocks on most Gets).
+const pebbleCacheSize = 64 << 20
+
 func pebbleOptions(cfg Config) *pebble.Options {
-	return &pebble.Options{
+	o := &pebble.Options{
 		DisableWAL: true,
 		Merger:     pebble.DefaultMerger,
 		Logger:     pebbleLogger{log: cfg.Logger},
+		CacheSize:  pebbleCacheSize,
 	}
+	// Bloom filters on every level: state reads of new keys (every first
+	// access of a key) stop at the filter instead of reading a block per
+	// level.
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return o
 }
 
 // Checkpoint flushes the memtable and writes a pebble checkpoint (hard
