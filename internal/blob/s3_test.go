@@ -403,12 +403,17 @@ func TestS3GetResumes(t *testing.T) {
 			if got := mustRead(t, st, "k"); !bytes.Equal(got, want) {
 				t.Fatal("object differs")
 			}
+			// The first GET breaks; the read resumes. On a loaded machine a
+			// resumed GET may itself idle past the timeout and resume
+			// again: every resumed GET must carry Range and If-Match.
 			gets := proxy.requests("GetObject")
-			if len(gets) != 2 {
-				t.Fatalf("%d GETs, want 2", len(gets))
+			if len(gets) < 2 {
+				t.Fatalf("%d GETs, want the broken one and at least one resumed", len(gets))
 			}
-			if rg := gets[1].Header.Get("Range"); !strings.HasPrefix(rg, "bytes=") || gets[1].Header.Get("If-Match") == "" {
-				t.Fatalf("resumed GET has Range %q and If-Match %q; want both", rg, gets[1].Header.Get("If-Match"))
+			for _, g := range gets[1:] {
+				if rg := g.Header.Get("Range"); !strings.HasPrefix(rg, "bytes=") || g.Header.Get("If-Match") == "" {
+					t.Fatalf("resumed GET has Range %q and If-Match %q; want both", rg, g.Header.Get("If-Match"))
+				}
 			}
 		})
 	}
