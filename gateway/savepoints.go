@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/cluster"
@@ -85,7 +83,7 @@ func (s *jobService) checkRestore(ctx context.Context, g *jobgraph.Graph, r *sab
 	if err := blob.CheckKey(loc); err != nil {
 		return invalid("spec.restore.location: %q is not a savepoint location (the blob key `sabot savepoint` prints: savepoints/<id>/_metadata): %v", loc, err)
 	}
-	md, err := readMetadata(ctx, s.cfg.Blob, loc)
+	md, err := cluster.ReadCheckpointMetadata(ctx, s.cfg.Blob, loc)
 	switch {
 	case errors.Is(err, blob.ErrNotFound):
 		return invalid("spec.restore.location: no savepoint at %s: the cluster's blob store has no such object (a location names the savepoint's _metadata, as `sabot savepoint` prints it)", loc)
@@ -109,26 +107,4 @@ func (s *jobService) checkRestore(ctx context.Context, g *jobgraph.Graph, r *sab
 		return invalid("%s", strings.Join(parts, "; "))
 	}
 	return nil
-}
-
-// readMetadata reads and decodes the _metadata object at key. It is the
-// worker's runtime.ReadMetadata over the shared clusterv1 format, kept
-// here so that the gateway does not import the worker's runtime (services
-// share proto/ and internal/ only).
-func readMetadata(ctx context.Context, store blob.Store, key string) (*clusterv1.CheckpointMetadata, error) {
-	rc, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rc.Close() }()
-	// Reading to the end verifies the object's checksum (blob.ErrCorrupt).
-	raw, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	md := &clusterv1.CheckpointMetadata{}
-	if err := proto.Unmarshal(raw, md); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return md, nil
 }

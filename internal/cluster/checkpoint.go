@@ -3,11 +3,14 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
 
 	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/blob"
 )
 
 // CheckpointsPrefix holds, per job, the pointer to its latest completed
@@ -121,3 +124,23 @@ func SavepointKey(jobID, requestID string) string { return JobSavepointsPrefix(j
 
 // NewSavepointRequest allocates a savepoint request for Get and List.
 func NewSavepointRequest() *sabotv1.SavepointRequest { return new(sabotv1.SavepointRequest) }
+
+// ReadCheckpointMetadata reads and decodes the _metadata object of a
+// checkpoint or savepoint at key. Reading to the end verifies the
+// object's checksum (blob.ErrCorrupt).
+func ReadCheckpointMetadata(ctx context.Context, store blob.Store, key string) (*clusterv1.CheckpointMetadata, error) {
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }()
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	md := &clusterv1.CheckpointMetadata{}
+	if err := proto.Unmarshal(raw, md); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return md, nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/blob"
+	"github.com/sabotdev/sabot/internal/cluster"
 	"github.com/sabotdev/sabot/internal/jobgraph"
 )
 
@@ -603,22 +603,10 @@ func (c *coordinator) loadRetained(ctx context.Context) error {
 	return nil
 }
 
-// ReadMetadata reads and decodes a _metadata object.
+// ReadMetadata reads and decodes a _metadata object
+// (cluster.ReadCheckpointMetadata).
 func ReadMetadata(ctx context.Context, store blob.Store, key string) (*clusterv1.CheckpointMetadata, error) {
-	rc, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rc.Close() }()
-	raw, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	md := &clusterv1.CheckpointMetadata{}
-	if err := proto.Unmarshal(raw, md); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return md, nil
+	return cluster.ReadCheckpointMetadata(ctx, store, key)
 }
 
 // collectGarbage deletes what no retained checkpoint references: the
