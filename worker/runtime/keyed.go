@@ -484,9 +484,9 @@ func (k *keyedState) close() error {
 		if rerr := os.RemoveAll(k.dir); rerr != nil && err == nil {
 			err = fmt.Errorf("runtime: remove state directory: %w", rerr)
 		}
-		if rerr := os.RemoveAll(k.dir + ".chk"); rerr != nil && err == nil {
-			err = fmt.Errorf("runtime: remove checkpoint directory: %w", rerr)
-		}
+		// k.dir+".chk" holds pebble checkpoints whose upload may still be
+		// running: each upload removes its own, and Run removes what is
+		// left once every upload returned.
 	}
 	return err
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -135,6 +137,13 @@ func Run(ctx context.Context, cfg Config) error {
 	taskErr := grp.Wait()
 	if stopCheckpoints != nil {
 		stopCheckpoints()
+		if stateDir != "" {
+			// Pebble checkpoint directories of uploads that never ran.
+			attemptDir := filepath.Join(stateDir, pathPart(cfg.JobID, "job"), "attempt-"+strconv.FormatInt(cfg.Attempt, 10))
+			if err := os.RemoveAll(attemptDir); err != nil {
+				cfg.Logger.Warn("runtime: remove checkpoint directories", "dir", attemptDir, "err", err)
+			}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
