@@ -127,11 +127,12 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	cfg.setDefaults()
 	log := cfg.Logger
 	p = &Platform{cfg: cfg}
+	started := p // the returns below set p to nil on error
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			_ = p.Close(cctx)
+			_ = started.Close(cctx)
 			p = nil
 		}
 	}()
@@ -143,7 +144,11 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if err := os.MkdirAll(p.blobDir, 0o755); err != nil {
 		return nil, fmt.Errorf("platform: blob dir: %w", err)
 	}
-	if p.blob, err = blob.OpenFile(p.blobDir); err != nil {
+	absBlobs, err := filepath.Abs(p.blobDir)
+	if err != nil {
+		return nil, fmt.Errorf("platform: blob dir: %w", err)
+	}
+	if p.blob, err = blob.OpenFile(absBlobs); err != nil {
 		return nil, fmt.Errorf("platform: blob store: %w", err)
 	}
 

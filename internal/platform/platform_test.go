@@ -344,3 +344,29 @@ func TestWorkerLossRestartsJob(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRelativeDataDir starts the platform as the README's quick start does,
+// with a data directory relative to the working directory, and checkpoints
+// a job into its blob store. Not parallel: it changes the working
+// directory.
+func TestRelativeDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	p := testkit.StartPlatform(t, testkit.PlatformOptions{DataDir: ".sabot"})
+	spec := unbounded("checkpointed")
+	spec.Checkpointing = &sabotv1.Checkpointing{IntervalMs: 50}
+	job := deploy(t, p, spec)
+	waitState(t, p, job.GetId(), sabotv1.JobState_JOB_STATE_RUNNING)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		resp, err := p.Jobs.ListCheckpoints(context.Background(), connect.NewRequest(&sabotv1.ListCheckpointsRequest{JobId: job.GetId()}))
+		if err != nil {
+			return err
+		}
+		if resp.Msg.GetLatestCompleted() == 0 {
+			return errors.New("no checkpoint completed yet")
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(".sabot", "blobs", "jobs", job.GetId())); err != nil {
+		t.Fatalf("checkpoints are not in .sabot/blobs: %v", err)
+	}
+}
