@@ -296,33 +296,10 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 		if time.Now().After(deadline) {
 			t.Fatalf("output incomplete after 90 s: %d records read for %d inputs", got, total)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		fs := cons.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			var row struct {
-				Key   string `json:"key"`
-				Count int64  `json:"count"`
-			}
-			if err := json.Unmarshal(r.Value, &row); err != nil {
-				t.Fatalf("output record %s: %v", r.Value, err)
-			}
-			counts[row.Key] = append(counts[row.Key], row.Count)
-			got++
-		})
+		got += readCounts(t, cons, time.Second, counts)
 	}
 	// Drain what else is committed (a duplicate could come late).
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-		var row struct {
-			Key   string `json:"key"`
-			Count int64  `json:"count"`
-		}
-		_ = json.Unmarshal(r.Value, &row)
-		counts[row.Key] = append(counts[row.Key], row.Count)
-		got++
-	})
-	cancel()
+	got += readCounts(t, cons, 2*time.Second, counts)
 
 	dups, missing, overcounted := 0, 0, 0
 	for k, n := range produced {
@@ -415,4 +392,26 @@ func maxOf(xs []int64) int64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+// readCounts polls the output of count-per-key ({key, count} JSON records)
+// for up to wait, appending each key's counts in read order; it returns
+// the number of records read.
+func readCounts(t *testing.T, cons *kgo.Client, wait time.Duration, counts map[string][]int64) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	n := 0
+	cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+		var row struct {
+			Key   string `json:"key"`
+			Count int64  `json:"count"`
+		}
+		if err := json.Unmarshal(r.Value, &row); err != nil {
+			t.Fatalf("output record %s: %v", r.Value, err)
+		}
+		counts[row.Key] = append(counts[row.Key], row.Count)
+		n++
+	})
+	return n
 }

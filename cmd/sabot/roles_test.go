@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -20,37 +17,11 @@ import (
 	"github.com/sabotdev/sabot/internal/testkit"
 )
 
-// role is one production role running as a child process.
-type role struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startRole(t *testing.T, bin, name string, args ...string) *role {
+// startRole runs a production role as a child process (startProc with
+// the test's environment).
+func startRole(t *testing.T, bin, name string, args ...string) *proc {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := &role{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); _ = logf.Close(); close(r.done) }() // joined by the cleanup
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-r.done
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("%s log:\n%s", name, b)
-		}
-	})
-	return r
+	return startProc(t, bin, name, nil, args...)
 }
 
 // TestRolesSurviveWorkerSIGKILL runs the production roles as separate
@@ -66,7 +37,7 @@ func TestRolesSurviveWorkerSIGKILL(t *testing.T) {
 
 	startRole(t, bin, "gateway", "gateway", "--etcd", endpoints, "--addr", addr)
 	startRole(t, bin, "scheduler", "scheduler", "--etcd", endpoints)
-	workers := map[string]*role{}
+	workers := map[string]*proc{}
 	for i := range 2 {
 		id := fmt.Sprintf("w%d", i)
 		workers[id] = startRole(t, bin, id, "worker", "--etcd", endpoints, "--slots", "2", "--id", id)

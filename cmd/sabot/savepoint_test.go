@@ -250,20 +250,7 @@ func checkCounts(t *testing.T, brokers []string, produced map[string]int64) {
 	}
 	defer cons.Close()
 	counts := map[string][]int64{}
-	read := func(wait time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			var row struct {
-				Key   string `json:"key"`
-				Count int64  `json:"count"`
-			}
-			if err := json.Unmarshal(r.Value, &row); err != nil {
-				t.Fatalf("output record %s: %v", r.Value, err)
-			}
-			counts[row.Key] = append(counts[row.Key], row.Count)
-		})
-	}
+	read := func(wait time.Duration) { readCounts(t, cons, wait, counts) }
 	testkit.Eventually(t, 30*time.Second, func() error {
 		read(time.Second)
 		for k, n := range produced {

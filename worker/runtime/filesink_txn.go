@@ -117,14 +117,8 @@ func (s *txnFileSink) ProcessBatch(_ context.Context, rec arrow.RecordBatch, _ O
 		}
 		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
 	}
-	s.enc.Reset(rec)
-	b := s.buf[:0]
-	for i := range int(rec.NumRows()) {
-		b = s.enc.AppendRow(b, i)
-		b = append(b, '\n')
-	}
-	s.buf = b
-	if _, err := s.w.Write(b); err != nil {
+	s.buf = appendJSONLines(s.enc, s.buf[:0], rec)
+	if _, err := s.w.Write(s.buf); err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
 	return nil

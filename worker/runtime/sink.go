@@ -116,14 +116,8 @@ func (s *fileSink) Open(context.Context) error {
 }
 
 func (s *fileSink) ProcessBatch(_ context.Context, rec arrow.RecordBatch, _ Output) error {
-	s.enc.Reset(rec)
-	b := s.buf[:0]
-	for i := range int(rec.NumRows()) {
-		b = s.enc.AppendRow(b, i)
-		b = append(b, '\n')
-	}
-	s.buf = b
-	if _, err := s.w.Write(b); err != nil {
+	s.buf = appendJSONLines(s.enc, s.buf[:0], rec)
+	if _, err := s.w.Write(s.buf); err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
 	return nil
@@ -151,6 +145,16 @@ func (s *fileSink) Close() error {
 		return fmt.Errorf("file sink: %w", err)
 	}
 	return nil
+}
+
+// appendJSONLines appends every row of rec to b as one JSON line.
+func appendJSONLines(enc *jsonrow.Encoder, b []byte, rec arrow.RecordBatch) []byte {
+	enc.Reset(rec)
+	for i := range int(rec.NumRows()) {
+		b = enc.AppendRow(b, i)
+		b = append(b, '\n')
+	}
+	return b
 }
 
 // blackhole discards every batch, as Flink's blackhole connector: the sink
