@@ -476,7 +476,10 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 		}
 		return c.abort(ctx, p, "commit: "+err.Error())
 	}
-	dropped := c.retained[:max(0, len(c.retained)-len(retained)+boolInt(p.sp == nil))]
+	var dropped []*clusterv1.CheckpointMetadata // no longer retained
+	if p.sp == nil {
+		dropped = c.retained[:len(c.retained)+1-len(retained)]
+	}
 	c.retained = retained
 	delete(c.pending, p.id)
 	c.failures = 0
@@ -616,15 +619,10 @@ func ReadMetadata(ctx context.Context, store blob.Store, key string) (*clusterv1
 // live checkpoint is touched.
 func (c *coordinator) collectGarbage(ctx context.Context, all bool) {
 	c.gcShared = false
-	keep := map[string]bool{}
+	keep := c.sharedInUse()
 	keepChk := map[int64]bool{}
 	for _, md := range c.retained {
 		keepChk[md.GetCheckpointId()] = true
-		for _, s := range md.GetOperators() {
-			for _, f := range s.GetKeyed().GetPebble().GetFiles() {
-				keep[f.GetKey()] = true
-			}
-		}
 	}
 	var del []string
 	for info, err := range c.opts.Store.List(ctx, blob.JobPrefix(c.jobID)) {
@@ -643,6 +641,20 @@ func (c *coordinator) collectGarbage(ctx context.Context, all bool) {
 		}
 	}
 	c.deleteKeys(ctx, del)
+}
+
+// sharedInUse is the set of shared files the retained checkpoints
+// reference.
+func (c *coordinator) sharedInUse() map[string]bool {
+	keep := map[string]bool{}
+	for _, md := range c.retained {
+		for _, s := range md.GetOperators() {
+			for _, f := range s.GetKeyed().GetPebble().GetFiles() {
+				keep[f.GetKey()] = true
+			}
+		}
+	}
+	return keep
 }
 
 func (c *coordinator) deletePrefix(ctx context.Context, prefix string) {
@@ -667,13 +679,6 @@ func (c *coordinator) deleteKeys(ctx context.Context, keys []string) {
 	}
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // cleanupOnExit deletes what this attempt uploaded for checkpoints that
 // were still pending when it stopped (cancelled, failed): their objects
 // and the shared files no retained checkpoint references. Only objects
@@ -681,14 +686,7 @@ func boolInt(b bool) int {
 // running meanwhile keeps its own. Called after every upload returned.
 func (c *coordinator) cleanupOnExit(ctx context.Context) {
 	mine := regexp.MustCompile(`-[0-9]+-a` + strconv.FormatInt(c.attempt, 10) + `($|[-/])`)
-	keep := map[string]bool{}
-	for _, md := range c.retained {
-		for _, s := range md.GetOperators() {
-			for _, f := range s.GetKeyed().GetPebble().GetFiles() {
-				keep[f.GetKey()] = true
-			}
-		}
-	}
+	keep := c.sharedInUse()
 	var del []string
 	collect := func(prefix string, shared bool) {
 		for info, err := range c.opts.Store.List(ctx, prefix) {
