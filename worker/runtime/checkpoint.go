@@ -492,6 +492,14 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 	c.record(ctx, p, sabotv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED, "", size, inc)
 	c.logger.Debug("checkpoint completed", "job", c.jobID, "checkpoint", p.id,
 		"duration", c.clock.Since(p.trigger), "size", size, "incremental", inc)
+	// Checkpoints no longer retained go now, before anything below can
+	// end the attempt.
+	for _, d := range dropped {
+		c.deletePrefix(ctx, blob.CheckpointPrefix(c.jobID, d.GetCheckpointId()))
+	}
+	if len(dropped) > 0 {
+		c.gcShared = true
+	}
 	for _, l := range c.listeners {
 		if err := l.checkpointComplete(ctx, p.id); err != nil {
 			err = fmt.Errorf("checkpoint %d completed, but a sink could not commit its output: %w", p.id, err)
@@ -519,12 +527,6 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 			c.record(ctx, old, sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED, "subsumed by checkpoint "+strconv.FormatInt(p.id, 10), 0, 0)
 			c.deletePrefix(ctx, blob.CheckpointPrefix(c.jobID, id))
 		}
-	}
-	for _, d := range dropped {
-		c.deletePrefix(ctx, blob.CheckpointPrefix(c.jobID, d.GetCheckpointId()))
-	}
-	if len(dropped) > 0 {
-		c.gcShared = true
 	}
 	return nil
 }
@@ -657,7 +659,12 @@ func (c *coordinator) sharedInUse() map[string]bool {
 	return keep
 }
 
+// deletePrefix deletes every object under prefix. It runs to the end even
+// if ctx ends meanwhile (bounded by cleanupTimeout): a checkpoint dropped
+// just before the attempt stops must not be left behind.
 func (c *coordinator) deletePrefix(ctx context.Context, prefix string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
 	var del []string
 	for info, err := range c.opts.Store.List(ctx, prefix) {
 		if err != nil {
@@ -668,6 +675,9 @@ func (c *coordinator) deletePrefix(ctx context.Context, prefix string) {
 	}
 	c.deleteKeys(ctx, del)
 }
+
+// cleanupTimeout bounds one cleanup of checkpoint objects.
+const cleanupTimeout = 30 * time.Second
 
 func (c *coordinator) deleteKeys(ctx context.Context, keys []string) {
 	for len(keys) > 0 {
