@@ -942,7 +942,9 @@ type JobSpec struct {
 	RestartStrategy *RestartStrategy `protobuf:"bytes,8,opt,name=restart_strategy,json=restartStrategy,proto3" json:"restart_strategy,omitempty"`
 	// Start from a savepoint (sabot deploy --from-savepoint). Used only
 	// until the job completes its first checkpoint; restarts use checkpoints.
-	Restore       *SavepointRestore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
+	Restore *SavepointRestore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
+	// Autoscaling of this job's parallelism; unset: fixed parallelism.
+	Autoscaler    *Autoscaler `protobuf:"bytes,10,opt,name=autoscaler,proto3" json:"autoscaler,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1036,6 +1038,13 @@ func (x *JobSpec) GetRestartStrategy() *RestartStrategy {
 func (x *JobSpec) GetRestore() *SavepointRestore {
 	if x != nil {
 		return x.Restore
+	}
+	return nil
+}
+
+func (x *JobSpec) GetAutoscaler() *Autoscaler {
+	if x != nil {
+		return x.Autoscaler
 	}
 	return nil
 }
@@ -4261,7 +4270,13 @@ type JobStatus struct {
 	BackoffMs int64 `protobuf:"varint,8,opt,name=backoff_ms,json=backoffMs,proto3" json:"backoff_ms,omitempty"`
 	// Times of the recent failures a failure-rate strategy counts (those
 	// within its interval, oldest first).
-	FailureTimes  []*timestamppb.Timestamp `protobuf:"bytes,9,rep,name=failure_times,json=failureTimes,proto3" json:"failure_times,omitempty"`
+	FailureTimes []*timestamppb.Timestamp `protobuf:"bytes,9,rep,name=failure_times,json=failureTimes,proto3" json:"failure_times,omitempty"`
+	// A rescale in progress (RescaleJob or the autoscaler): the running
+	// attempt stops with a savepoint and the next one starts from it at the
+	// new parallelism. Cleared when the new attempt is placed.
+	Rescale *Rescale `protobuf:"bytes,10,opt,name=rescale,proto3" json:"rescale,omitempty"`
+	// The most recent completed rescale.
+	LastRescale   *RescaleOutcome `protobuf:"bytes,11,opt,name=last_rescale,json=lastRescale,proto3" json:"last_rescale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4359,6 +4374,312 @@ func (x *JobStatus) GetFailureTimes() []*timestamppb.Timestamp {
 	return nil
 }
 
+func (x *JobStatus) GetRescale() *Rescale {
+	if x != nil {
+		return x.Rescale
+	}
+	return nil
+}
+
+func (x *JobStatus) GetLastRescale() *RescaleOutcome {
+	if x != nil {
+		return x.LastRescale
+	}
+	return nil
+}
+
+// Autoscaler sizes a job's parallelism to its input (the approach of
+// Flink's Kubernetes-operator autoscaler): each vertex's true processing
+// rate per subtask is its records in per second of busy time; the
+// parallelism a vertex needs is its target input rate (what its sources
+// receive, including the backlog to catch up) over that rate times
+// target_utilization.
+type Autoscaler struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Busy-time share a subtask should run at; 0 means 0.7.
+	TargetUtilization float64 `protobuf:"fixed64,2,opt,name=target_utilization,json=targetUtilization,proto3" json:"target_utilization,omitempty"`
+	// Bounds of every vertex's parallelism; 0 means 1 and max_parallelism.
+	MinParallelism int32 `protobuf:"varint,3,opt,name=min_parallelism,json=minParallelism,proto3" json:"min_parallelism,omitempty"`
+	MaxParallelism int32 `protobuf:"varint,4,opt,name=max_parallelism,json=maxParallelism,proto3" json:"max_parallelism,omitempty"`
+	// No new decision within this long after a rescale; 0 means 60 s.
+	CooldownMs int64 `protobuf:"varint,5,opt,name=cooldown_ms,json=cooldownMs,proto3" json:"cooldown_ms,omitempty"`
+	// Metrics are averaged over this window before deciding; 0 means 10 s.
+	MetricsWindowMs int64 `protobuf:"varint,6,opt,name=metrics_window_ms,json=metricsWindowMs,proto3" json:"metrics_window_ms,omitempty"`
+	// Scale down only when the needed parallelism is below the current by
+	// more than this share (hysteresis); 0 means 0.2.
+	ScaleDownThreshold float64 `protobuf:"fixed64,7,opt,name=scale_down_threshold,json=scaleDownThreshold,proto3" json:"scale_down_threshold,omitempty"`
+	// Seconds to catch up a backlog (Kafka consumer lag) in; 0 means 30.
+	CatchUpMs     int64 `protobuf:"varint,8,opt,name=catch_up_ms,json=catchUpMs,proto3" json:"catch_up_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Autoscaler) Reset() {
+	*x = Autoscaler{}
+	mi := &file_sabot_v1_job_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Autoscaler) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Autoscaler) ProtoMessage() {}
+
+func (x *Autoscaler) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Autoscaler.ProtoReflect.Descriptor instead.
+func (*Autoscaler) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *Autoscaler) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Autoscaler) GetTargetUtilization() float64 {
+	if x != nil {
+		return x.TargetUtilization
+	}
+	return 0
+}
+
+func (x *Autoscaler) GetMinParallelism() int32 {
+	if x != nil {
+		return x.MinParallelism
+	}
+	return 0
+}
+
+func (x *Autoscaler) GetMaxParallelism() int32 {
+	if x != nil {
+		return x.MaxParallelism
+	}
+	return 0
+}
+
+func (x *Autoscaler) GetCooldownMs() int64 {
+	if x != nil {
+		return x.CooldownMs
+	}
+	return 0
+}
+
+func (x *Autoscaler) GetMetricsWindowMs() int64 {
+	if x != nil {
+		return x.MetricsWindowMs
+	}
+	return 0
+}
+
+func (x *Autoscaler) GetScaleDownThreshold() float64 {
+	if x != nil {
+		return x.ScaleDownThreshold
+	}
+	return 0
+}
+
+func (x *Autoscaler) GetCatchUpMs() int64 {
+	if x != nil {
+		return x.CatchUpMs
+	}
+	return 0
+}
+
+// Rescale is a requested change of parallelism.
+type Rescale struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// New default parallelism (JobSpec.parallelism); 0 keeps it.
+	Parallelism int32 `protobuf:"varint,1,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// New parallelism per vertex id, overriding the default.
+	VertexParallelism map[string]int32 `protobuf:"bytes,2,rep,name=vertex_parallelism,json=vertexParallelism,proto3" json:"vertex_parallelism,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Who asked: "user" or "autoscaler".
+	Cause       string                 `protobuf:"bytes,3,opt,name=cause,proto3" json:"cause,omitempty"`
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// The stop-with-savepoint request the scheduler made for it (under the
+	// job's savepoint requests); empty until made.
+	SavepointRequestId string `protobuf:"bytes,5,opt,name=savepoint_request_id,json=savepointRequestId,proto3" json:"savepoint_request_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Rescale) Reset() {
+	*x = Rescale{}
+	mi := &file_sabot_v1_job_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rescale) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rescale) ProtoMessage() {}
+
+func (x *Rescale) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rescale.ProtoReflect.Descriptor instead.
+func (*Rescale) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Rescale) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *Rescale) GetVertexParallelism() map[string]int32 {
+	if x != nil {
+		return x.VertexParallelism
+	}
+	return nil
+}
+
+func (x *Rescale) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *Rescale) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *Rescale) GetSavepointRequestId() string {
+	if x != nil {
+		return x.SavepointRequestId
+	}
+	return ""
+}
+
+// RescaleOutcome reports a finished rescale.
+type RescaleOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parallelism per vertex before and after.
+	From        map[string]int32       `protobuf:"bytes,1,rep,name=from,proto3" json:"from,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	To          map[string]int32       `protobuf:"bytes,2,rep,name=to,proto3" json:"to,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Cause       string                 `protobuf:"bytes,3,opt,name=cause,proto3" json:"cause,omitempty"`
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// When the old attempt stopped (its savepoint completed) and when the
+	// new one had every task running.
+	StoppedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=stopped_at,json=stoppedAt,proto3" json:"stopped_at,omitempty"`
+	RunningAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=running_at,json=runningAt,proto3" json:"running_at,omitempty"`
+	// The savepoint the new attempt restored.
+	Savepoint     string `protobuf:"bytes,7,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RescaleOutcome) Reset() {
+	*x = RescaleOutcome{}
+	mi := &file_sabot_v1_job_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RescaleOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RescaleOutcome) ProtoMessage() {}
+
+func (x *RescaleOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RescaleOutcome.ProtoReflect.Descriptor instead.
+func (*RescaleOutcome) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RescaleOutcome) GetFrom() map[string]int32 {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *RescaleOutcome) GetTo() map[string]int32 {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *RescaleOutcome) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *RescaleOutcome) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *RescaleOutcome) GetStoppedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StoppedAt
+	}
+	return nil
+}
+
+func (x *RescaleOutcome) GetRunningAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RunningAt
+	}
+	return nil
+}
+
+func (x *RescaleOutcome) GetSavepoint() string {
+	if x != nil {
+		return x.Savepoint
+	}
+	return ""
+}
+
 // Job is a deployed job: its spec as submitted and its current status.
 type Job struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4372,7 +4693,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[42]
+	mi := &file_sabot_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4384,7 +4705,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[42]
+	mi := &file_sabot_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4397,7 +4718,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Job) GetId() string {
@@ -4432,7 +4753,7 @@ var File_sabot_v1_job_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x06\n" +
+	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x06\n" +
 	"\aJobSpec\x12<\n" +
 	"\x04name\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x012\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x04name\x124\n" +
 	"\x0fmax_parallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\x0emaxParallelism\x12-\n" +
@@ -4442,7 +4763,11 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2\x1d.sabot.v1.JobSpec.LabelsEntryB\x17\xbaH\x14\x9a\x01\x11\x10@\"\x06r\x04\x10\x01\x18?*\x05r\x03\x18\x80\x02R\x06labels\x12=\n" +
 	"\rcheckpointing\x18\a \x01(\v2\x17.sabot.v1.CheckpointingR\rcheckpointing\x12D\n" +
 	"\x10restart_strategy\x18\b \x01(\v2\x19.sabot.v1.RestartStrategyR\x0frestartStrategy\x124\n" +
-	"\arestore\x18\t \x01(\v2\x1a.sabot.v1.SavepointRestoreR\arestore\x1a9\n" +
+	"\arestore\x18\t \x01(\v2\x1a.sabot.v1.SavepointRestoreR\arestore\x124\n" +
+	"\n" +
+	"autoscaler\x18\n" +
+	" \x01(\v2\x14.sabot.v1.AutoscalerR\n" +
+	"autoscaler\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n" +
@@ -4703,7 +5028,7 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12)\n" +
-	"\x05state\x18\x04 \x01(\x0e2\x13.sabot.v1.TaskStateR\x05state\"\x87\x03\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x13.sabot.v1.TaskStateR\x05state\"\xf1\x03\n" +
 	"\tJobStatus\x12(\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x12.sabot.v1.JobStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
@@ -4716,7 +5041,46 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"restart_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\trestartAt\x12\x1d\n" +
 	"\n" +
 	"backoff_ms\x18\b \x01(\x03R\tbackoffMs\x12?\n" +
-	"\rfailure_times\x18\t \x03(\v2\x1a.google.protobuf.TimestampR\ffailureTimes\"\xa4\x01\n" +
+	"\rfailure_times\x18\t \x03(\v2\x1a.google.protobuf.TimestampR\ffailureTimes\x12+\n" +
+	"\arescale\x18\n" +
+	" \x01(\v2\x11.sabot.v1.RescaleR\arescale\x12;\n" +
+	"\flast_rescale\x18\v \x01(\v2\x18.sabot.v1.RescaleOutcomeR\vlastRescale\"\xa5\x03\n" +
+	"\n" +
+	"Autoscaler\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12F\n" +
+	"\x12target_utilization\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x11targetUtilization\x120\n" +
+	"\x0fmin_parallelism\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x0eminParallelism\x120\n" +
+	"\x0fmax_parallelism\x18\x04 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x0emaxParallelism\x12(\n" +
+	"\vcooldown_ms\x18\x05 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"cooldownMs\x123\n" +
+	"\x11metrics_window_ms\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fmetricsWindowMs\x12I\n" +
+	"\x14scale_down_threshold\x18\a \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x12scaleDownThreshold\x12'\n" +
+	"\vcatch_up_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tcatchUpMs\"\xd1\x02\n" +
+	"\aRescale\x12 \n" +
+	"\vparallelism\x18\x01 \x01(\x05R\vparallelism\x12W\n" +
+	"\x12vertex_parallelism\x18\x02 \x03(\v2(.sabot.v1.Rescale.VertexParallelismEntryR\x11vertexParallelism\x12\x14\n" +
+	"\x05cause\x18\x03 \x01(\tR\x05cause\x12=\n" +
+	"\frequested_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x120\n" +
+	"\x14savepoint_request_id\x18\x05 \x01(\tR\x12savepointRequestId\x1aD\n" +
+	"\x16VertexParallelismEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xd3\x03\n" +
+	"\x0eRescaleOutcome\x126\n" +
+	"\x04from\x18\x01 \x03(\v2\".sabot.v1.RescaleOutcome.FromEntryR\x04from\x120\n" +
+	"\x02to\x18\x02 \x03(\v2 .sabot.v1.RescaleOutcome.ToEntryR\x02to\x12\x14\n" +
+	"\x05cause\x18\x03 \x01(\tR\x05cause\x12=\n" +
+	"\frequested_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x129\n" +
+	"\n" +
+	"stopped_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstoppedAt\x129\n" +
+	"\n" +
+	"running_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\trunningAt\x12\x1c\n" +
+	"\tsavepoint\x18\a \x01(\tR\tsavepoint\x1a7\n" +
+	"\tFromEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a5\n" +
+	"\aToEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xa4\x01\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x04spec\x18\x02 \x01(\v2\x11.sabot.v1.JobSpecR\x04spec\x12+\n" +
@@ -4827,7 +5191,7 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(CheckpointMode)(0),             // 0: sabot.v1.CheckpointMode
 	(StateBackend)(0),               // 1: sabot.v1.StateBackend
@@ -4886,90 +5250,106 @@ var file_sabot_v1_job_proto_goTypes = []any{
 	(*BlackholeSink)(nil),           // 54: sabot.v1.BlackholeSink
 	(*TaskStatus)(nil),              // 55: sabot.v1.TaskStatus
 	(*JobStatus)(nil),               // 56: sabot.v1.JobStatus
-	(*Job)(nil),                     // 57: sabot.v1.Job
-	nil,                             // 58: sabot.v1.JobSpec.LabelsEntry
-	nil,                             // 59: sabot.v1.WindowAggregate.ConfigEntry
-	nil,                             // 60: sabot.v1.ProcessFunction.ConfigEntry
-	(*timestamppb.Timestamp)(nil),   // 61: google.protobuf.Timestamp
+	(*Autoscaler)(nil),              // 57: sabot.v1.Autoscaler
+	(*Rescale)(nil),                 // 58: sabot.v1.Rescale
+	(*RescaleOutcome)(nil),          // 59: sabot.v1.RescaleOutcome
+	(*Job)(nil),                     // 60: sabot.v1.Job
+	nil,                             // 61: sabot.v1.JobSpec.LabelsEntry
+	nil,                             // 62: sabot.v1.WindowAggregate.ConfigEntry
+	nil,                             // 63: sabot.v1.ProcessFunction.ConfigEntry
+	nil,                             // 64: sabot.v1.Rescale.VertexParallelismEntry
+	nil,                             // 65: sabot.v1.RescaleOutcome.FromEntry
+	nil,                             // 66: sabot.v1.RescaleOutcome.ToEntry
+	(*timestamppb.Timestamp)(nil),   // 67: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
 	23, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
 	1,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	58, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	61, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
 	17, // 3: sabot.v1.JobSpec.checkpointing:type_name -> sabot.v1.Checkpointing
 	18, // 4: sabot.v1.JobSpec.restart_strategy:type_name -> sabot.v1.RestartStrategy
 	16, // 5: sabot.v1.JobSpec.restore:type_name -> sabot.v1.SavepointRestore
-	0,  // 6: sabot.v1.Checkpointing.mode:type_name -> sabot.v1.CheckpointMode
-	19, // 7: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
-	20, // 8: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
-	21, // 9: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
-	22, // 10: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
-	24, // 11: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	25, // 12: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	26, // 13: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
-	2,  // 14: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	27, // 15: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	28, // 16: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	38, // 17: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
-	33, // 18: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
-	30, // 19: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	31, // 20: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	42, // 21: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	52, // 22: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	43, // 23: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
-	32, // 24: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	34, // 25: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	54, // 26: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	40, // 27: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
-	3,  // 28: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	29, // 29: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	4,  // 30: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
-	35, // 31: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
-	37, // 32: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
-	4,  // 33: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	5,  // 34: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
-	36, // 35: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
-	6,  // 36: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
-	7,  // 37: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
-	35, // 38: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
-	8,  // 39: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
-	37, // 40: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	39, // 41: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
-	9,  // 42: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	7,  // 43: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	10, // 44: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
-	11, // 45: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	41, // 46: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	44, // 47: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
-	45, // 48: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
-	46, // 49: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
-	47, // 50: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
-	48, // 51: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
-	12, // 52: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
-	49, // 53: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
-	50, // 54: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
-	41, // 55: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	35, // 56: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
-	59, // 57: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
-	51, // 58: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
-	35, // 59: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	60, // 60: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	53, // 61: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
-	35, // 62: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
-	14, // 63: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	13, // 64: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	61, // 65: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	55, // 66: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	61, // 67: sabot.v1.JobStatus.restart_at:type_name -> google.protobuf.Timestamp
-	61, // 68: sabot.v1.JobStatus.failure_times:type_name -> google.protobuf.Timestamp
-	15, // 69: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	56, // 70: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	61, // 71: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	57, // 6: sabot.v1.JobSpec.autoscaler:type_name -> sabot.v1.Autoscaler
+	0,  // 7: sabot.v1.Checkpointing.mode:type_name -> sabot.v1.CheckpointMode
+	19, // 8: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
+	20, // 9: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
+	21, // 10: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
+	22, // 11: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
+	24, // 12: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	25, // 13: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	26, // 14: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	2,  // 15: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
+	27, // 16: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	28, // 17: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	38, // 18: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	33, // 19: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
+	30, // 20: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	31, // 21: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	42, // 22: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	52, // 23: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	43, // 24: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
+	32, // 25: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	34, // 26: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	54, // 27: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	40, // 28: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	3,  // 29: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	29, // 30: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	4,  // 31: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
+	35, // 32: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
+	37, // 33: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
+	4,  // 34: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	5,  // 35: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	36, // 36: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	6,  // 37: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	7,  // 38: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	35, // 39: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	8,  // 40: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	37, // 41: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	39, // 42: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
+	9,  // 43: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	7,  // 44: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	10, // 45: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
+	11, // 46: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	41, // 47: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	44, // 48: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
+	45, // 49: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
+	46, // 50: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
+	47, // 51: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
+	48, // 52: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
+	12, // 53: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
+	49, // 54: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
+	50, // 55: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
+	41, // 56: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	35, // 57: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
+	62, // 58: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
+	51, // 59: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
+	35, // 60: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	63, // 61: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	53, // 62: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
+	35, // 63: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
+	14, // 64: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	13, // 65: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	67, // 66: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	55, // 67: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	67, // 68: sabot.v1.JobStatus.restart_at:type_name -> google.protobuf.Timestamp
+	67, // 69: sabot.v1.JobStatus.failure_times:type_name -> google.protobuf.Timestamp
+	58, // 70: sabot.v1.JobStatus.rescale:type_name -> sabot.v1.Rescale
+	59, // 71: sabot.v1.JobStatus.last_rescale:type_name -> sabot.v1.RescaleOutcome
+	64, // 72: sabot.v1.Rescale.vertex_parallelism:type_name -> sabot.v1.Rescale.VertexParallelismEntry
+	67, // 73: sabot.v1.Rescale.requested_at:type_name -> google.protobuf.Timestamp
+	65, // 74: sabot.v1.RescaleOutcome.from:type_name -> sabot.v1.RescaleOutcome.FromEntry
+	66, // 75: sabot.v1.RescaleOutcome.to:type_name -> sabot.v1.RescaleOutcome.ToEntry
+	67, // 76: sabot.v1.RescaleOutcome.requested_at:type_name -> google.protobuf.Timestamp
+	67, // 77: sabot.v1.RescaleOutcome.stopped_at:type_name -> google.protobuf.Timestamp
+	67, // 78: sabot.v1.RescaleOutcome.running_at:type_name -> google.protobuf.Timestamp
+	15, // 79: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	56, // 80: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	67, // 81: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	82, // [82:82] is the sub-list for method output_type
+	82, // [82:82] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -5028,7 +5408,7 @@ func file_sabot_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
 			NumEnums:      15,
-			NumMessages:   46,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

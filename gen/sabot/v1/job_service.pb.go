@@ -129,6 +129,572 @@ func (SavepointStatus) EnumDescriptor() ([]byte, []int) {
 	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{1}
 }
 
+type RescaleJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// New default parallelism; 0 keeps it (then vertex_parallelism must
+	// name something).
+	Parallelism int32 `protobuf:"varint,2,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// New parallelism of single vertices, by vertex id.
+	VertexParallelism map[string]int32 `protobuf:"bytes,3,rep,name=vertex_parallelism,json=vertexParallelism,proto3" json:"vertex_parallelism,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RescaleJobRequest) Reset() {
+	*x = RescaleJobRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RescaleJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RescaleJobRequest) ProtoMessage() {}
+
+func (x *RescaleJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RescaleJobRequest.ProtoReflect.Descriptor instead.
+func (*RescaleJobRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RescaleJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *RescaleJobRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *RescaleJobRequest) GetVertexParallelism() map[string]int32 {
+	if x != nil {
+		return x.VertexParallelism
+	}
+	return nil
+}
+
+type RescaleJobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RescaleJobResponse) Reset() {
+	*x = RescaleJobResponse{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RescaleJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RescaleJobResponse) ProtoMessage() {}
+
+func (x *RescaleJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RescaleJobResponse.ProtoReflect.Descriptor instead.
+func (*RescaleJobResponse) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RescaleJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+type ListWorkersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkersRequest) Reset() {
+	*x = ListWorkersRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkersRequest) ProtoMessage() {}
+
+func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{2}
+}
+
+type ListWorkersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by id.
+	Workers       []*WorkerInfo `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkersResponse) Reset() {
+	*x = ListWorkersResponse{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkersResponse) ProtoMessage() {}
+
+func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
+func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+// WorkerInfo is a live worker.
+type WorkerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Where other workers reach its exchange.
+	Address   string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Slots     int32                  `protobuf:"varint,3,opt,name=slots,proto3" json:"slots,omitempty"`
+	SlotsUsed int32                  `protobuf:"varint,4,opt,name=slots_used,json=slotsUsed,proto3" json:"slots_used,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// Jobs with subtasks on it.
+	Jobs          []string `protobuf:"bytes,6,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerInfo) Reset() {
+	*x = WorkerInfo{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerInfo) ProtoMessage() {}
+
+func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
+func (*WorkerInfo) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WorkerInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetSlots() int32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetSlotsUsed() int32 {
+	if x != nil {
+		return x.SlotsUsed
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetJobs() []string {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+type GetAutoscalerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAutoscalerRequest) Reset() {
+	*x = GetAutoscalerRequest{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAutoscalerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAutoscalerRequest) ProtoMessage() {}
+
+func (x *GetAutoscalerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAutoscalerRequest.ProtoReflect.Descriptor instead.
+func (*GetAutoscalerRequest) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetAutoscalerRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type GetAutoscalerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Decisions     []*ScalingDecision `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAutoscalerResponse) Reset() {
+	*x = GetAutoscalerResponse{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAutoscalerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAutoscalerResponse) ProtoMessage() {}
+
+func (x *GetAutoscalerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAutoscalerResponse.ProtoReflect.Descriptor instead.
+func (*GetAutoscalerResponse) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetAutoscalerResponse) GetDecisions() []*ScalingDecision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+// ScalingDecision is one evaluation of the autoscaler that changed, or
+// would have changed, a job's parallelism.
+type ScalingDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// What it did: "scale-up", "scale-down", "hold" (with reason).
+	Action   string           `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Reason   string           `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Vertices []*VertexScaling `protobuf:"bytes,4,rep,name=vertices,proto3" json:"vertices,omitempty"`
+	// Workers asked of the provisioner (0: unchanged).
+	WorkersRequested int32 `protobuf:"varint,5,opt,name=workers_requested,json=workersRequested,proto3" json:"workers_requested,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ScalingDecision) Reset() {
+	*x = ScalingDecision{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScalingDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScalingDecision) ProtoMessage() {}
+
+func (x *ScalingDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScalingDecision.ProtoReflect.Descriptor instead.
+func (*ScalingDecision) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ScalingDecision) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ScalingDecision) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ScalingDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ScalingDecision) GetVertices() []*VertexScaling {
+	if x != nil {
+		return x.Vertices
+	}
+	return nil
+}
+
+func (x *ScalingDecision) GetWorkersRequested() int32 {
+	if x != nil {
+		return x.WorkersRequested
+	}
+	return 0
+}
+
+// VertexScaling is one vertex's inputs and outcome in a decision.
+type VertexScaling struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	VertexId            string                 `protobuf:"bytes,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	CurrentParallelism  int32                  `protobuf:"varint,2,opt,name=current_parallelism,json=currentParallelism,proto3" json:"current_parallelism,omitempty"`
+	NewParallelism      int32                  `protobuf:"varint,3,opt,name=new_parallelism,json=newParallelism,proto3" json:"new_parallelism,omitempty"`
+	RecordsInPerSecond  float64                `protobuf:"fixed64,4,opt,name=records_in_per_second,json=recordsInPerSecond,proto3" json:"records_in_per_second,omitempty"`
+	RecordsOutPerSecond float64                `protobuf:"fixed64,5,opt,name=records_out_per_second,json=recordsOutPerSecond,proto3" json:"records_out_per_second,omitempty"`
+	// Averages over the vertex's subtasks, 0..1.
+	BusyRatio          float64 `protobuf:"fixed64,6,opt,name=busy_ratio,json=busyRatio,proto3" json:"busy_ratio,omitempty"`
+	BackpressuredRatio float64 `protobuf:"fixed64,7,opt,name=backpressured_ratio,json=backpressuredRatio,proto3" json:"backpressured_ratio,omitempty"`
+	// Records in per busy second per subtask (true processing rate).
+	TrueProcessingRate float64 `protobuf:"fixed64,8,opt,name=true_processing_rate,json=trueProcessingRate,proto3" json:"true_processing_rate,omitempty"`
+	// Rate the vertex must sustain: its share of the sources' arrival rate
+	// plus catching up the lag.
+	TargetRate float64 `protobuf:"fixed64,9,opt,name=target_rate,json=targetRate,proto3" json:"target_rate,omitempty"`
+	// Sources: records waiting in Kafka (sum over partitions).
+	Lag           int64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VertexScaling) Reset() {
+	*x = VertexScaling{}
+	mi := &file_sabot_v1_job_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VertexScaling) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VertexScaling) ProtoMessage() {}
+
+func (x *VertexScaling) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VertexScaling.ProtoReflect.Descriptor instead.
+func (*VertexScaling) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *VertexScaling) GetVertexId() string {
+	if x != nil {
+		return x.VertexId
+	}
+	return ""
+}
+
+func (x *VertexScaling) GetCurrentParallelism() int32 {
+	if x != nil {
+		return x.CurrentParallelism
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetNewParallelism() int32 {
+	if x != nil {
+		return x.NewParallelism
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetRecordsInPerSecond() float64 {
+	if x != nil {
+		return x.RecordsInPerSecond
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetRecordsOutPerSecond() float64 {
+	if x != nil {
+		return x.RecordsOutPerSecond
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetBusyRatio() float64 {
+	if x != nil {
+		return x.BusyRatio
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetBackpressuredRatio() float64 {
+	if x != nil {
+		return x.BackpressuredRatio
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetTrueProcessingRate() float64 {
+	if x != nil {
+		return x.TrueProcessingRate
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetTargetRate() float64 {
+	if x != nil {
+		return x.TargetRate
+	}
+	return 0
+}
+
+func (x *VertexScaling) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
 type DeployJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -138,7 +704,7 @@ type DeployJobRequest struct {
 
 func (x *DeployJobRequest) Reset() {
 	*x = DeployJobRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[0]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +716,7 @@ func (x *DeployJobRequest) String() string {
 func (*DeployJobRequest) ProtoMessage() {}
 
 func (x *DeployJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[0]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +729,7 @@ func (x *DeployJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployJobRequest.ProtoReflect.Descriptor instead.
 func (*DeployJobRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{0}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeployJobRequest) GetSpec() *JobSpec {
@@ -182,7 +748,7 @@ type DeployJobResponse struct {
 
 func (x *DeployJobResponse) Reset() {
 	*x = DeployJobResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[1]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +760,7 @@ func (x *DeployJobResponse) String() string {
 func (*DeployJobResponse) ProtoMessage() {}
 
 func (x *DeployJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[1]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +773,7 @@ func (x *DeployJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployJobResponse.ProtoReflect.Descriptor instead.
 func (*DeployJobResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeployJobResponse) GetJob() *Job {
@@ -229,7 +795,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[2]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +807,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[2]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +820,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -282,7 +848,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[3]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +860,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[3]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +873,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -333,7 +899,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[4]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +911,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[4]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +924,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{4}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -377,7 +943,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[5]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +955,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[5]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +968,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{5}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -421,7 +987,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +999,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[6]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +1012,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -465,7 +1031,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +1043,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[7]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +1056,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -509,7 +1075,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +1087,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[8]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +1100,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -557,7 +1123,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +1135,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[9]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +1148,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -625,7 +1191,7 @@ type CheckpointInfo struct {
 
 func (x *CheckpointInfo) Reset() {
 	*x = CheckpointInfo{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +1203,7 @@ func (x *CheckpointInfo) String() string {
 func (*CheckpointInfo) ProtoMessage() {}
 
 func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[10]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +1216,7 @@ func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
 func (*CheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CheckpointInfo) GetId() int64 {
@@ -745,7 +1311,7 @@ type OperatorCheckpointInfo struct {
 
 func (x *OperatorCheckpointInfo) Reset() {
 	*x = OperatorCheckpointInfo{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +1323,7 @@ func (x *OperatorCheckpointInfo) String() string {
 func (*OperatorCheckpointInfo) ProtoMessage() {}
 
 func (x *OperatorCheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[11]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +1336,7 @@ func (x *OperatorCheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorCheckpointInfo.ProtoReflect.Descriptor instead.
 func (*OperatorCheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OperatorCheckpointInfo) GetVertexId() string {
@@ -823,7 +1389,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1401,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[12]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1414,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -881,7 +1447,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1459,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[13]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1472,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TriggerSavepointResponse) GetSavepoint() *SavepointRequest {
@@ -926,7 +1492,7 @@ type GetSavepointRequest struct {
 
 func (x *GetSavepointRequest) Reset() {
 	*x = GetSavepointRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1504,7 @@ func (x *GetSavepointRequest) String() string {
 func (*GetSavepointRequest) ProtoMessage() {}
 
 func (x *GetSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[14]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1517,7 @@ func (x *GetSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSavepointRequest.ProtoReflect.Descriptor instead.
 func (*GetSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetSavepointRequest) GetJobId() string {
@@ -977,7 +1543,7 @@ type GetSavepointResponse struct {
 
 func (x *GetSavepointResponse) Reset() {
 	*x = GetSavepointResponse{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1555,7 @@ func (x *GetSavepointResponse) String() string {
 func (*GetSavepointResponse) ProtoMessage() {}
 
 func (x *GetSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[15]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1568,7 @@ func (x *GetSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSavepointResponse.ProtoReflect.Descriptor instead.
 func (*GetSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetSavepointResponse) GetSavepoint() *SavepointRequest {
@@ -1031,7 +1597,7 @@ type SavepointRequest struct {
 
 func (x *SavepointRequest) Reset() {
 	*x = SavepointRequest{}
-	mi := &file_sabot_v1_job_service_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1609,7 @@ func (x *SavepointRequest) String() string {
 func (*SavepointRequest) ProtoMessage() {}
 
 func (x *SavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_service_proto_msgTypes[16]
+	mi := &file_sabot_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1622,7 @@ func (x *SavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointRequest.ProtoReflect.Descriptor instead.
 func (*SavepointRequest) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_sabot_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SavepointRequest) GetJobId() string {
@@ -1126,7 +1692,55 @@ var File_sabot_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1asabot/v1/job_service.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12sabot/v1/job.proto\"A\n" +
+	"\x1asabot/v1/job_service.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12sabot/v1/job.proto\"\xa3\x02\n" +
+	"\x11RescaleJobRequest\x12!\n" +
+	"\x06job_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05jobId\x12-\n" +
+	"\vparallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\vparallelism\x12v\n" +
+	"\x12vertex_parallelism\x18\x03 \x03(\v22.sabot.v1.RescaleJobRequest.VertexParallelismEntryB\x13\xbaH\x10\x9a\x01\r\x10\x80\x02*\b\x1a\x06\x18\x80\x80\x02(\x01R\x11vertexParallelism\x1aD\n" +
+	"\x16VertexParallelismEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"5\n" +
+	"\x12RescaleJobResponse\x12\x1f\n" +
+	"\x03job\x18\x01 \x01(\v2\r.sabot.v1.JobR\x03job\"\x14\n" +
+	"\x12ListWorkersRequest\"E\n" +
+	"\x13ListWorkersResponse\x12.\n" +
+	"\aworkers\x18\x01 \x03(\v2\x14.sabot.v1.WorkerInfoR\aworkers\"\xba\x01\n" +
+	"\n" +
+	"WorkerInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12\x1d\n" +
+	"\n" +
+	"slots_used\x18\x04 \x01(\x05R\tslotsUsed\x129\n" +
+	"\n" +
+	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x12\n" +
+	"\x04jobs\x18\x06 \x03(\tR\x04jobs\"9\n" +
+	"\x14GetAutoscalerRequest\x12!\n" +
+	"\x06job_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05jobId\"P\n" +
+	"\x15GetAutoscalerResponse\x127\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x19.sabot.v1.ScalingDecisionR\tdecisions\"\xd3\x01\n" +
+	"\x0fScalingDecision\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x123\n" +
+	"\bvertices\x18\x04 \x03(\v2\x17.sabot.v1.VertexScalingR\bvertices\x12+\n" +
+	"\x11workers_requested\x18\x05 \x01(\x05R\x10workersRequested\"\xa3\x03\n" +
+	"\rVertexScaling\x12\x1b\n" +
+	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12/\n" +
+	"\x13current_parallelism\x18\x02 \x01(\x05R\x12currentParallelism\x12'\n" +
+	"\x0fnew_parallelism\x18\x03 \x01(\x05R\x0enewParallelism\x121\n" +
+	"\x15records_in_per_second\x18\x04 \x01(\x01R\x12recordsInPerSecond\x123\n" +
+	"\x16records_out_per_second\x18\x05 \x01(\x01R\x13recordsOutPerSecond\x12\x1d\n" +
+	"\n" +
+	"busy_ratio\x18\x06 \x01(\x01R\tbusyRatio\x12/\n" +
+	"\x13backpressured_ratio\x18\a \x01(\x01R\x12backpressuredRatio\x120\n" +
+	"\x14true_processing_rate\x18\b \x01(\x01R\x12trueProcessingRate\x12\x1f\n" +
+	"\vtarget_rate\x18\t \x01(\x01R\n" +
+	"targetRate\x12\x10\n" +
+	"\x03lag\x18\n" +
+	" \x01(\x03R\x03lag\"A\n" +
 	"\x10DeployJobRequest\x12-\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.sabot.v1.JobSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\"4\n" +
 	"\x11DeployJobResponse\x12\x1f\n" +
@@ -1214,7 +1828,7 @@ const file_sabot_v1_job_service_proto_rawDesc = "" +
 	"\x1cSAVEPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SAVEPOINT_STATUS_PENDING\x10\x01\x12\x1e\n" +
 	"\x1aSAVEPOINT_STATUS_COMPLETED\x10\x02\x12\x1b\n" +
-	"\x17SAVEPOINT_STATUS_FAILED\x10\x032\xb3\x04\n" +
+	"\x17SAVEPOINT_STATUS_FAILED\x10\x032\xa4\x06\n" +
 	"\n" +
 	"JobService\x12D\n" +
 	"\tDeployJob\x12\x1a.sabot.v1.DeployJobRequest\x1a\x1b.sabot.v1.DeployJobResponse\x12F\n" +
@@ -1223,7 +1837,11 @@ const file_sabot_v1_job_service_proto_rawDesc = "" +
 	"\tCancelJob\x12\x1a.sabot.v1.CancelJobRequest\x1a\x1b.sabot.v1.CancelJobResponse\"\x03\x90\x02\x02\x12[\n" +
 	"\x0fListCheckpoints\x12 .sabot.v1.ListCheckpointsRequest\x1a!.sabot.v1.ListCheckpointsResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\x10TriggerSavepoint\x12!.sabot.v1.TriggerSavepointRequest\x1a\".sabot.v1.TriggerSavepointResponse\x12R\n" +
-	"\fGetSavepoint\x12\x1d.sabot.v1.GetSavepointRequest\x1a\x1e.sabot.v1.GetSavepointResponse\"\x03\x90\x02\x01B0Z.github.com/sabotdev/sabot/gen/sabot/v1;sabotv1b\x06proto3"
+	"\fGetSavepoint\x12\x1d.sabot.v1.GetSavepointRequest\x1a\x1e.sabot.v1.GetSavepointResponse\"\x03\x90\x02\x01\x12G\n" +
+	"\n" +
+	"RescaleJob\x12\x1b.sabot.v1.RescaleJobRequest\x1a\x1c.sabot.v1.RescaleJobResponse\x12O\n" +
+	"\vListWorkers\x12\x1c.sabot.v1.ListWorkersRequest\x1a\x1d.sabot.v1.ListWorkersResponse\"\x03\x90\x02\x01\x12U\n" +
+	"\rGetAutoscaler\x12\x1e.sabot.v1.GetAutoscalerRequest\x1a\x1f.sabot.v1.GetAutoscalerResponse\"\x03\x90\x02\x01B0Z.github.com/sabotdev/sabot/gen/sabot/v1;sabotv1b\x06proto3"
 
 var (
 	file_sabot_v1_job_service_proto_rawDescOnce sync.Once
@@ -1238,65 +1856,88 @@ func file_sabot_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_sabot_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sabot_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_sabot_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_sabot_v1_job_service_proto_goTypes = []any{
 	(CheckpointStatus)(0),            // 0: sabot.v1.CheckpointStatus
 	(SavepointStatus)(0),             // 1: sabot.v1.SavepointStatus
-	(*DeployJobRequest)(nil),         // 2: sabot.v1.DeployJobRequest
-	(*DeployJobResponse)(nil),        // 3: sabot.v1.DeployJobResponse
-	(*ListJobsRequest)(nil),          // 4: sabot.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 5: sabot.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 6: sabot.v1.GetJobRequest
-	(*GetJobResponse)(nil),           // 7: sabot.v1.GetJobResponse
-	(*CancelJobRequest)(nil),         // 8: sabot.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 9: sabot.v1.CancelJobResponse
-	(*ListCheckpointsRequest)(nil),   // 10: sabot.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 11: sabot.v1.ListCheckpointsResponse
-	(*CheckpointInfo)(nil),           // 12: sabot.v1.CheckpointInfo
-	(*OperatorCheckpointInfo)(nil),   // 13: sabot.v1.OperatorCheckpointInfo
-	(*TriggerSavepointRequest)(nil),  // 14: sabot.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 15: sabot.v1.TriggerSavepointResponse
-	(*GetSavepointRequest)(nil),      // 16: sabot.v1.GetSavepointRequest
-	(*GetSavepointResponse)(nil),     // 17: sabot.v1.GetSavepointResponse
-	(*SavepointRequest)(nil),         // 18: sabot.v1.SavepointRequest
-	(*JobSpec)(nil),                  // 19: sabot.v1.JobSpec
-	(*Job)(nil),                      // 20: sabot.v1.Job
-	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*RescaleJobRequest)(nil),        // 2: sabot.v1.RescaleJobRequest
+	(*RescaleJobResponse)(nil),       // 3: sabot.v1.RescaleJobResponse
+	(*ListWorkersRequest)(nil),       // 4: sabot.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),      // 5: sabot.v1.ListWorkersResponse
+	(*WorkerInfo)(nil),               // 6: sabot.v1.WorkerInfo
+	(*GetAutoscalerRequest)(nil),     // 7: sabot.v1.GetAutoscalerRequest
+	(*GetAutoscalerResponse)(nil),    // 8: sabot.v1.GetAutoscalerResponse
+	(*ScalingDecision)(nil),          // 9: sabot.v1.ScalingDecision
+	(*VertexScaling)(nil),            // 10: sabot.v1.VertexScaling
+	(*DeployJobRequest)(nil),         // 11: sabot.v1.DeployJobRequest
+	(*DeployJobResponse)(nil),        // 12: sabot.v1.DeployJobResponse
+	(*ListJobsRequest)(nil),          // 13: sabot.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 14: sabot.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 15: sabot.v1.GetJobRequest
+	(*GetJobResponse)(nil),           // 16: sabot.v1.GetJobResponse
+	(*CancelJobRequest)(nil),         // 17: sabot.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 18: sabot.v1.CancelJobResponse
+	(*ListCheckpointsRequest)(nil),   // 19: sabot.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 20: sabot.v1.ListCheckpointsResponse
+	(*CheckpointInfo)(nil),           // 21: sabot.v1.CheckpointInfo
+	(*OperatorCheckpointInfo)(nil),   // 22: sabot.v1.OperatorCheckpointInfo
+	(*TriggerSavepointRequest)(nil),  // 23: sabot.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 24: sabot.v1.TriggerSavepointResponse
+	(*GetSavepointRequest)(nil),      // 25: sabot.v1.GetSavepointRequest
+	(*GetSavepointResponse)(nil),     // 26: sabot.v1.GetSavepointResponse
+	(*SavepointRequest)(nil),         // 27: sabot.v1.SavepointRequest
+	nil,                              // 28: sabot.v1.RescaleJobRequest.VertexParallelismEntry
+	(*Job)(nil),                      // 29: sabot.v1.Job
+	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
+	(*JobSpec)(nil),                  // 31: sabot.v1.JobSpec
 }
 var file_sabot_v1_job_service_proto_depIdxs = []int32{
-	19, // 0: sabot.v1.DeployJobRequest.spec:type_name -> sabot.v1.JobSpec
-	20, // 1: sabot.v1.DeployJobResponse.job:type_name -> sabot.v1.Job
-	20, // 2: sabot.v1.ListJobsResponse.jobs:type_name -> sabot.v1.Job
-	20, // 3: sabot.v1.GetJobResponse.job:type_name -> sabot.v1.Job
-	20, // 4: sabot.v1.CancelJobResponse.job:type_name -> sabot.v1.Job
-	12, // 5: sabot.v1.ListCheckpointsResponse.checkpoints:type_name -> sabot.v1.CheckpointInfo
-	0,  // 6: sabot.v1.CheckpointInfo.status:type_name -> sabot.v1.CheckpointStatus
-	21, // 7: sabot.v1.CheckpointInfo.trigger_time:type_name -> google.protobuf.Timestamp
-	13, // 8: sabot.v1.CheckpointInfo.operators:type_name -> sabot.v1.OperatorCheckpointInfo
-	18, // 9: sabot.v1.TriggerSavepointResponse.savepoint:type_name -> sabot.v1.SavepointRequest
-	18, // 10: sabot.v1.GetSavepointResponse.savepoint:type_name -> sabot.v1.SavepointRequest
-	1,  // 11: sabot.v1.SavepointRequest.status:type_name -> sabot.v1.SavepointStatus
-	21, // 12: sabot.v1.SavepointRequest.created_at:type_name -> google.protobuf.Timestamp
-	21, // 13: sabot.v1.SavepointRequest.completed_at:type_name -> google.protobuf.Timestamp
-	2,  // 14: sabot.v1.JobService.DeployJob:input_type -> sabot.v1.DeployJobRequest
-	4,  // 15: sabot.v1.JobService.ListJobs:input_type -> sabot.v1.ListJobsRequest
-	6,  // 16: sabot.v1.JobService.GetJob:input_type -> sabot.v1.GetJobRequest
-	8,  // 17: sabot.v1.JobService.CancelJob:input_type -> sabot.v1.CancelJobRequest
-	10, // 18: sabot.v1.JobService.ListCheckpoints:input_type -> sabot.v1.ListCheckpointsRequest
-	14, // 19: sabot.v1.JobService.TriggerSavepoint:input_type -> sabot.v1.TriggerSavepointRequest
-	16, // 20: sabot.v1.JobService.GetSavepoint:input_type -> sabot.v1.GetSavepointRequest
-	3,  // 21: sabot.v1.JobService.DeployJob:output_type -> sabot.v1.DeployJobResponse
-	5,  // 22: sabot.v1.JobService.ListJobs:output_type -> sabot.v1.ListJobsResponse
-	7,  // 23: sabot.v1.JobService.GetJob:output_type -> sabot.v1.GetJobResponse
-	9,  // 24: sabot.v1.JobService.CancelJob:output_type -> sabot.v1.CancelJobResponse
-	11, // 25: sabot.v1.JobService.ListCheckpoints:output_type -> sabot.v1.ListCheckpointsResponse
-	15, // 26: sabot.v1.JobService.TriggerSavepoint:output_type -> sabot.v1.TriggerSavepointResponse
-	17, // 27: sabot.v1.JobService.GetSavepoint:output_type -> sabot.v1.GetSavepointResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	28, // 0: sabot.v1.RescaleJobRequest.vertex_parallelism:type_name -> sabot.v1.RescaleJobRequest.VertexParallelismEntry
+	29, // 1: sabot.v1.RescaleJobResponse.job:type_name -> sabot.v1.Job
+	6,  // 2: sabot.v1.ListWorkersResponse.workers:type_name -> sabot.v1.WorkerInfo
+	30, // 3: sabot.v1.WorkerInfo.started_at:type_name -> google.protobuf.Timestamp
+	9,  // 4: sabot.v1.GetAutoscalerResponse.decisions:type_name -> sabot.v1.ScalingDecision
+	30, // 5: sabot.v1.ScalingDecision.time:type_name -> google.protobuf.Timestamp
+	10, // 6: sabot.v1.ScalingDecision.vertices:type_name -> sabot.v1.VertexScaling
+	31, // 7: sabot.v1.DeployJobRequest.spec:type_name -> sabot.v1.JobSpec
+	29, // 8: sabot.v1.DeployJobResponse.job:type_name -> sabot.v1.Job
+	29, // 9: sabot.v1.ListJobsResponse.jobs:type_name -> sabot.v1.Job
+	29, // 10: sabot.v1.GetJobResponse.job:type_name -> sabot.v1.Job
+	29, // 11: sabot.v1.CancelJobResponse.job:type_name -> sabot.v1.Job
+	21, // 12: sabot.v1.ListCheckpointsResponse.checkpoints:type_name -> sabot.v1.CheckpointInfo
+	0,  // 13: sabot.v1.CheckpointInfo.status:type_name -> sabot.v1.CheckpointStatus
+	30, // 14: sabot.v1.CheckpointInfo.trigger_time:type_name -> google.protobuf.Timestamp
+	22, // 15: sabot.v1.CheckpointInfo.operators:type_name -> sabot.v1.OperatorCheckpointInfo
+	27, // 16: sabot.v1.TriggerSavepointResponse.savepoint:type_name -> sabot.v1.SavepointRequest
+	27, // 17: sabot.v1.GetSavepointResponse.savepoint:type_name -> sabot.v1.SavepointRequest
+	1,  // 18: sabot.v1.SavepointRequest.status:type_name -> sabot.v1.SavepointStatus
+	30, // 19: sabot.v1.SavepointRequest.created_at:type_name -> google.protobuf.Timestamp
+	30, // 20: sabot.v1.SavepointRequest.completed_at:type_name -> google.protobuf.Timestamp
+	11, // 21: sabot.v1.JobService.DeployJob:input_type -> sabot.v1.DeployJobRequest
+	13, // 22: sabot.v1.JobService.ListJobs:input_type -> sabot.v1.ListJobsRequest
+	15, // 23: sabot.v1.JobService.GetJob:input_type -> sabot.v1.GetJobRequest
+	17, // 24: sabot.v1.JobService.CancelJob:input_type -> sabot.v1.CancelJobRequest
+	19, // 25: sabot.v1.JobService.ListCheckpoints:input_type -> sabot.v1.ListCheckpointsRequest
+	23, // 26: sabot.v1.JobService.TriggerSavepoint:input_type -> sabot.v1.TriggerSavepointRequest
+	25, // 27: sabot.v1.JobService.GetSavepoint:input_type -> sabot.v1.GetSavepointRequest
+	2,  // 28: sabot.v1.JobService.RescaleJob:input_type -> sabot.v1.RescaleJobRequest
+	4,  // 29: sabot.v1.JobService.ListWorkers:input_type -> sabot.v1.ListWorkersRequest
+	7,  // 30: sabot.v1.JobService.GetAutoscaler:input_type -> sabot.v1.GetAutoscalerRequest
+	12, // 31: sabot.v1.JobService.DeployJob:output_type -> sabot.v1.DeployJobResponse
+	14, // 32: sabot.v1.JobService.ListJobs:output_type -> sabot.v1.ListJobsResponse
+	16, // 33: sabot.v1.JobService.GetJob:output_type -> sabot.v1.GetJobResponse
+	18, // 34: sabot.v1.JobService.CancelJob:output_type -> sabot.v1.CancelJobResponse
+	20, // 35: sabot.v1.JobService.ListCheckpoints:output_type -> sabot.v1.ListCheckpointsResponse
+	24, // 36: sabot.v1.JobService.TriggerSavepoint:output_type -> sabot.v1.TriggerSavepointResponse
+	26, // 37: sabot.v1.JobService.GetSavepoint:output_type -> sabot.v1.GetSavepointResponse
+	3,  // 38: sabot.v1.JobService.RescaleJob:output_type -> sabot.v1.RescaleJobResponse
+	5,  // 39: sabot.v1.JobService.ListWorkers:output_type -> sabot.v1.ListWorkersResponse
+	8,  // 40: sabot.v1.JobService.GetAutoscaler:output_type -> sabot.v1.GetAutoscalerResponse
+	31, // [31:41] is the sub-list for method output_type
+	21, // [21:31] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_service_proto_init() }
@@ -1311,7 +1952,7 @@ func file_sabot_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_service_proto_rawDesc), len(file_sabot_v1_job_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

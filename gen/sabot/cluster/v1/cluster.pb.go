@@ -29,8 +29,9 @@ const (
 type Worker struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Address of the worker's own endpoint (host:port); empty when the worker
-	// runs in the same process as its peers and serves nothing yet.
+	// Base URL of the worker's exchange and coordination server
+	// (http://host:port, HTTP/2 without TLS); empty when the worker serves
+	// nothing (it then only runs jobs placed whole on it).
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// Number of task slots; a slot runs one subtask of every vertex of a job
 	// (slot sharing, as in Flink).
@@ -102,12 +103,21 @@ func (x *Worker) GetStartedAt() *timestamppb.Timestamp {
 // /sabot/v1/assignments/<worker>/<job>. The worker runs the listed subtasks
 // and stops them when the key disappears or names another attempt.
 type Assignment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	Spec          *v1.JobSpec            `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
-	Subtasks      []*SubtaskRef          `protobuf:"bytes,5,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt  int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	WorkerId string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Spec     *v1.JobSpec            `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
+	// The subtasks this worker runs.
+	Subtasks []*SubtaskRef `protobuf:"bytes,5,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	// Where every subtask of the attempt runs (this worker's included), so
+	// senders know whom to dial. Empty: the whole attempt runs here.
+	Placement []*Placement `protobuf:"bytes,6,rep,name=placement,proto3" json:"placement,omitempty"`
+	// Worker id of the attempt's coordinator share: the one that triggers
+	// checkpoints, collects acknowledgements and commits them (Flink's
+	// checkpoint coordinator, hosted by one worker of the attempt). Empty:
+	// this worker.
+	Coordinator   string `protobuf:"bytes,7,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +187,89 @@ func (x *Assignment) GetSubtasks() []*SubtaskRef {
 	return nil
 }
 
+func (x *Assignment) GetPlacement() []*Placement {
+	if x != nil {
+		return x.Placement
+	}
+	return nil
+}
+
+func (x *Assignment) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+// Placement says which worker runs one subtask.
+type Placement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VertexId      string                 `protobuf:"bytes,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Subtask       int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Address       string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Placement) Reset() {
+	*x = Placement{}
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Placement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Placement) ProtoMessage() {}
+
+func (x *Placement) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Placement.ProtoReflect.Descriptor instead.
+func (*Placement) Descriptor() ([]byte, []int) {
+	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Placement) GetVertexId() string {
+	if x != nil {
+		return x.VertexId
+	}
+	return ""
+}
+
+func (x *Placement) GetSubtask() int32 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+func (x *Placement) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Placement) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 // SubtaskRef names one subtask of one vertex and the key groups it owns.
 type SubtaskRef struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -192,7 +285,7 @@ type SubtaskRef struct {
 
 func (x *SubtaskRef) Reset() {
 	*x = SubtaskRef{}
-	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +297,7 @@ func (x *SubtaskRef) String() string {
 func (*SubtaskRef) ProtoMessage() {}
 
 func (x *SubtaskRef) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +310,7 @@ func (x *SubtaskRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubtaskRef.ProtoReflect.Descriptor instead.
 func (*SubtaskRef) Descriptor() ([]byte, []int) {
-	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SubtaskRef) GetVertexId() string {
@@ -266,6 +359,9 @@ type TaskReport struct {
 	// First error, if a task failed.
 	Error     string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Per-subtask metrics of the running tasks, refreshed periodically
+	// (what the autoscaler reads).
+	Metrics []*TaskMetrics `protobuf:"bytes,8,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	// The error is unrecoverable (it matches worker/runtime.ErrUnrecoverable,
 	// for example a Kafka transaction the broker aborted: data loss).
 	// Restarting cannot repair it, so the scheduler fails the job whatever
@@ -277,7 +373,7 @@ type TaskReport struct {
 
 func (x *TaskReport) Reset() {
 	*x = TaskReport{}
-	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +385,7 @@ func (x *TaskReport) String() string {
 func (*TaskReport) ProtoMessage() {}
 
 func (x *TaskReport) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +398,7 @@ func (x *TaskReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskReport.ProtoReflect.Descriptor instead.
 func (*TaskReport) Descriptor() ([]byte, []int) {
-	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TaskReport) GetJobId() string {
@@ -347,6 +443,13 @@ func (x *TaskReport) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskReport) GetMetrics() []*TaskMetrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 func (x *TaskReport) GetUnrecoverable() bool {
 	if x != nil {
 		return x.Unrecoverable
@@ -354,31 +457,199 @@ func (x *TaskReport) GetUnrecoverable() bool {
 	return false
 }
 
+// TaskMetrics are one subtask's counters since its attempt started, at a
+// sample time. Rates are differences between two samples.
+type TaskMetrics struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	VertexId   string                 `protobuf:"bytes,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Subtask    int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	SampledAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
+	RecordsIn  int64                  `protobuf:"varint,4,opt,name=records_in,json=recordsIn,proto3" json:"records_in,omitempty"`
+	RecordsOut int64                  `protobuf:"varint,5,opt,name=records_out,json=recordsOut,proto3" json:"records_out,omitempty"`
+	// Time the task spent processing (not waiting for input, not blocked on
+	// output) and blocked on a full output, in ms.
+	BusyMs          int64 `protobuf:"varint,6,opt,name=busy_ms,json=busyMs,proto3" json:"busy_ms,omitempty"`
+	BackpressuredMs int64 `protobuf:"varint,7,opt,name=backpressured_ms,json=backpressuredMs,proto3" json:"backpressured_ms,omitempty"`
+	// Sources: records available but not yet read (Kafka: high watermark
+	// minus position, summed over the subtask's partitions); -1 unknown.
+	Lag int64 `protobuf:"varint,8,opt,name=lag,proto3" json:"lag,omitempty"`
+	// Time the task has been running, in ms (denominator of the ratios).
+	ElapsedMs     int64 `protobuf:"varint,9,opt,name=elapsed_ms,json=elapsedMs,proto3" json:"elapsed_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskMetrics) Reset() {
+	*x = TaskMetrics{}
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskMetrics) ProtoMessage() {}
+
+func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
+func (*TaskMetrics) Descriptor() ([]byte, []int) {
+	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TaskMetrics) GetVertexId() string {
+	if x != nil {
+		return x.VertexId
+	}
+	return ""
+}
+
+func (x *TaskMetrics) GetSubtask() int32 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetSampledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SampledAt
+	}
+	return nil
+}
+
+func (x *TaskMetrics) GetRecordsIn() int64 {
+	if x != nil {
+		return x.RecordsIn
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetRecordsOut() int64 {
+	if x != nil {
+		return x.RecordsOut
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetBusyMs() int64 {
+	if x != nil {
+		return x.BusyMs
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetBackpressuredMs() int64 {
+	if x != nil {
+		return x.BackpressuredMs
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetElapsedMs() int64 {
+	if x != nil {
+		return x.ElapsedMs
+	}
+	return 0
+}
+
+// ScalingHistory is the autoscaler's recent decisions for one job, stored
+// under /sabot/v1/autoscaler/<job>, newest first, at most 50.
+type ScalingHistory struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Decisions     []*v1.ScalingDecision  `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScalingHistory) Reset() {
+	*x = ScalingHistory{}
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScalingHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScalingHistory) ProtoMessage() {}
+
+func (x *ScalingHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_cluster_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScalingHistory.ProtoReflect.Descriptor instead.
+func (*ScalingHistory) Descriptor() ([]byte, []int) {
+	return file_sabot_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ScalingHistory) GetDecisions() []*v1.ScalingDecision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
 var File_sabot_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1esabot/cluster/v1/cluster.proto\x12\x10sabot.cluster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12sabot/v1/job.proto\"\x83\x01\n" +
+	"\x1esabot/cluster/v1/cluster.proto\x12\x10sabot.cluster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12sabot/v1/job.proto\x1a\x1asabot/v1/job_service.proto\"\x83\x01\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x129\n" +
 	"\n" +
-	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"\xbb\x01\n" +
+	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"\x98\x02\n" +
 	"\n" +
 	"Assignment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12%\n" +
 	"\x04spec\x18\x04 \x01(\v2\x11.sabot.v1.JobSpecR\x04spec\x128\n" +
-	"\bsubtasks\x18\x05 \x03(\v2\x1c.sabot.cluster.v1.SubtaskRefR\bsubtasks\"\xb1\x01\n" +
+	"\bsubtasks\x18\x05 \x03(\v2\x1c.sabot.cluster.v1.SubtaskRefR\bsubtasks\x129\n" +
+	"\tplacement\x18\x06 \x03(\v2\x1b.sabot.cluster.v1.PlacementR\tplacement\x12 \n" +
+	"\vcoordinator\x18\a \x01(\tR\vcoordinator\"y\n" +
+	"\tPlacement\x12\x1b\n" +
+	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12\x1b\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\"\xb1\x01\n" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12 \n" +
 	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12&\n" +
 	"\x0fkey_group_start\x18\x04 \x01(\x05R\rkeyGroupStart\x12\"\n" +
-	"\rkey_group_end\x18\x05 \x01(\x05R\vkeyGroupEnd\"\xfd\x01\n" +
+	"\rkey_group_end\x18\x05 \x01(\x05R\vkeyGroupEnd\"\xb6\x02\n" +
 	"\n" +
 	"TaskReport\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
@@ -387,8 +658,25 @@ const file_sabot_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05tasks\x18\x04 \x03(\v2\x14.sabot.v1.TaskStatusR\x05tasks\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12$\n" +
-	"\runrecoverable\x18\a \x01(\bR\runrecoverableB:Z8github.com/sabotdev/sabot/gen/sabot/cluster/v1;clusterv1b\x06proto3"
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x127\n" +
+	"\ametrics\x18\b \x03(\v2\x1d.sabot.cluster.v1.TaskMetricsR\ametrics\x12$\n" +
+	"\runrecoverable\x18\a \x01(\bR\runrecoverable\"\xb4\x02\n" +
+	"\vTaskMetrics\x12\x1b\n" +
+	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\x129\n" +
+	"\n" +
+	"sampled_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x12\x1d\n" +
+	"\n" +
+	"records_in\x18\x04 \x01(\x03R\trecordsIn\x12\x1f\n" +
+	"\vrecords_out\x18\x05 \x01(\x03R\n" +
+	"recordsOut\x12\x17\n" +
+	"\abusy_ms\x18\x06 \x01(\x03R\x06busyMs\x12)\n" +
+	"\x10backpressured_ms\x18\a \x01(\x03R\x0fbackpressuredMs\x12\x10\n" +
+	"\x03lag\x18\b \x01(\x03R\x03lag\x12\x1d\n" +
+	"\n" +
+	"elapsed_ms\x18\t \x01(\x03R\telapsedMs\"I\n" +
+	"\x0eScalingHistory\x127\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x19.sabot.v1.ScalingDecisionR\tdecisionsB:Z8github.com/sabotdev/sabot/gen/sabot/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_sabot_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -402,27 +690,35 @@ func file_sabot_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_sabot_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_sabot_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_sabot_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_sabot_cluster_v1_cluster_proto_goTypes = []any{
 	(*Worker)(nil),                // 0: sabot.cluster.v1.Worker
 	(*Assignment)(nil),            // 1: sabot.cluster.v1.Assignment
-	(*SubtaskRef)(nil),            // 2: sabot.cluster.v1.SubtaskRef
-	(*TaskReport)(nil),            // 3: sabot.cluster.v1.TaskReport
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*v1.JobSpec)(nil),            // 5: sabot.v1.JobSpec
-	(*v1.TaskStatus)(nil),         // 6: sabot.v1.TaskStatus
+	(*Placement)(nil),             // 2: sabot.cluster.v1.Placement
+	(*SubtaskRef)(nil),            // 3: sabot.cluster.v1.SubtaskRef
+	(*TaskReport)(nil),            // 4: sabot.cluster.v1.TaskReport
+	(*TaskMetrics)(nil),           // 5: sabot.cluster.v1.TaskMetrics
+	(*ScalingHistory)(nil),        // 6: sabot.cluster.v1.ScalingHistory
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*v1.JobSpec)(nil),            // 8: sabot.v1.JobSpec
+	(*v1.TaskStatus)(nil),         // 9: sabot.v1.TaskStatus
+	(*v1.ScalingDecision)(nil),    // 10: sabot.v1.ScalingDecision
 }
 var file_sabot_cluster_v1_cluster_proto_depIdxs = []int32{
-	4, // 0: sabot.cluster.v1.Worker.started_at:type_name -> google.protobuf.Timestamp
-	5, // 1: sabot.cluster.v1.Assignment.spec:type_name -> sabot.v1.JobSpec
-	2, // 2: sabot.cluster.v1.Assignment.subtasks:type_name -> sabot.cluster.v1.SubtaskRef
-	6, // 3: sabot.cluster.v1.TaskReport.tasks:type_name -> sabot.v1.TaskStatus
-	4, // 4: sabot.cluster.v1.TaskReport.updated_at:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7,  // 0: sabot.cluster.v1.Worker.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 1: sabot.cluster.v1.Assignment.spec:type_name -> sabot.v1.JobSpec
+	3,  // 2: sabot.cluster.v1.Assignment.subtasks:type_name -> sabot.cluster.v1.SubtaskRef
+	2,  // 3: sabot.cluster.v1.Assignment.placement:type_name -> sabot.cluster.v1.Placement
+	9,  // 4: sabot.cluster.v1.TaskReport.tasks:type_name -> sabot.v1.TaskStatus
+	7,  // 5: sabot.cluster.v1.TaskReport.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 6: sabot.cluster.v1.TaskReport.metrics:type_name -> sabot.cluster.v1.TaskMetrics
+	7,  // 7: sabot.cluster.v1.TaskMetrics.sampled_at:type_name -> google.protobuf.Timestamp
+	10, // 8: sabot.cluster.v1.ScalingHistory.decisions:type_name -> sabot.v1.ScalingDecision
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sabot_cluster_v1_cluster_proto_init() }
@@ -436,7 +732,7 @@ func file_sabot_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_cluster_v1_cluster_proto_rawDesc), len(file_sabot_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

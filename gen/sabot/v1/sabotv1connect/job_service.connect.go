@@ -49,6 +49,13 @@ const (
 	JobServiceTriggerSavepointProcedure = "/sabot.v1.JobService/TriggerSavepoint"
 	// JobServiceGetSavepointProcedure is the fully-qualified name of the JobService's GetSavepoint RPC.
 	JobServiceGetSavepointProcedure = "/sabot.v1.JobService/GetSavepoint"
+	// JobServiceRescaleJobProcedure is the fully-qualified name of the JobService's RescaleJob RPC.
+	JobServiceRescaleJobProcedure = "/sabot.v1.JobService/RescaleJob"
+	// JobServiceListWorkersProcedure is the fully-qualified name of the JobService's ListWorkers RPC.
+	JobServiceListWorkersProcedure = "/sabot.v1.JobService/ListWorkers"
+	// JobServiceGetAutoscalerProcedure is the fully-qualified name of the JobService's GetAutoscaler
+	// RPC.
+	JobServiceGetAutoscalerProcedure = "/sabot.v1.JobService/GetAutoscaler"
 )
 
 // JobServiceClient is a client for the sabot.v1.JobService service.
@@ -70,6 +77,14 @@ type JobServiceClient interface {
 	TriggerSavepoint(context.Context, *connect.Request[v1.TriggerSavepointRequest]) (*connect.Response[v1.TriggerSavepointResponse], error)
 	// GetSavepoint returns a savepoint request and, once done, its location.
 	GetSavepoint(context.Context, *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error)
+	// RescaleJob changes a running job's parallelism: the scheduler stops it
+	// with a savepoint and restarts it from there at the new parallelism.
+	RescaleJob(context.Context, *connect.Request[v1.RescaleJobRequest]) (*connect.Response[v1.RescaleJobResponse], error)
+	// ListWorkers lists the live workers and their slots.
+	ListWorkers(context.Context, *connect.Request[v1.ListWorkersRequest]) (*connect.Response[v1.ListWorkersResponse], error)
+	// GetAutoscaler returns a job's recent autoscaler decisions and the
+	// metrics they were made from, newest first.
+	GetAutoscaler(context.Context, *connect.Request[v1.GetAutoscalerRequest]) (*connect.Response[v1.GetAutoscalerResponse], error)
 }
 
 // NewJobServiceClient constructs a client for the sabot.v1.JobService service. By default, it uses
@@ -130,6 +145,26 @@ func NewJobServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		rescaleJob: connect.NewClient[v1.RescaleJobRequest, v1.RescaleJobResponse](
+			httpClient,
+			baseURL+JobServiceRescaleJobProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("RescaleJob")),
+			connect.WithClientOptions(opts...),
+		),
+		listWorkers: connect.NewClient[v1.ListWorkersRequest, v1.ListWorkersResponse](
+			httpClient,
+			baseURL+JobServiceListWorkersProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("ListWorkers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getAutoscaler: connect.NewClient[v1.GetAutoscalerRequest, v1.GetAutoscalerResponse](
+			httpClient,
+			baseURL+JobServiceGetAutoscalerProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("GetAutoscaler")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -142,6 +177,9 @@ type jobServiceClient struct {
 	listCheckpoints  *connect.Client[v1.ListCheckpointsRequest, v1.ListCheckpointsResponse]
 	triggerSavepoint *connect.Client[v1.TriggerSavepointRequest, v1.TriggerSavepointResponse]
 	getSavepoint     *connect.Client[v1.GetSavepointRequest, v1.GetSavepointResponse]
+	rescaleJob       *connect.Client[v1.RescaleJobRequest, v1.RescaleJobResponse]
+	listWorkers      *connect.Client[v1.ListWorkersRequest, v1.ListWorkersResponse]
+	getAutoscaler    *connect.Client[v1.GetAutoscalerRequest, v1.GetAutoscalerResponse]
 }
 
 // DeployJob calls sabot.v1.JobService.DeployJob.
@@ -179,6 +217,21 @@ func (c *jobServiceClient) GetSavepoint(ctx context.Context, req *connect.Reques
 	return c.getSavepoint.CallUnary(ctx, req)
 }
 
+// RescaleJob calls sabot.v1.JobService.RescaleJob.
+func (c *jobServiceClient) RescaleJob(ctx context.Context, req *connect.Request[v1.RescaleJobRequest]) (*connect.Response[v1.RescaleJobResponse], error) {
+	return c.rescaleJob.CallUnary(ctx, req)
+}
+
+// ListWorkers calls sabot.v1.JobService.ListWorkers.
+func (c *jobServiceClient) ListWorkers(ctx context.Context, req *connect.Request[v1.ListWorkersRequest]) (*connect.Response[v1.ListWorkersResponse], error) {
+	return c.listWorkers.CallUnary(ctx, req)
+}
+
+// GetAutoscaler calls sabot.v1.JobService.GetAutoscaler.
+func (c *jobServiceClient) GetAutoscaler(ctx context.Context, req *connect.Request[v1.GetAutoscalerRequest]) (*connect.Response[v1.GetAutoscalerResponse], error) {
+	return c.getAutoscaler.CallUnary(ctx, req)
+}
+
 // JobServiceHandler is an implementation of the sabot.v1.JobService service.
 type JobServiceHandler interface {
 	// DeployJob stores a job and asks the scheduler to run it.
@@ -198,6 +251,14 @@ type JobServiceHandler interface {
 	TriggerSavepoint(context.Context, *connect.Request[v1.TriggerSavepointRequest]) (*connect.Response[v1.TriggerSavepointResponse], error)
 	// GetSavepoint returns a savepoint request and, once done, its location.
 	GetSavepoint(context.Context, *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error)
+	// RescaleJob changes a running job's parallelism: the scheduler stops it
+	// with a savepoint and restarts it from there at the new parallelism.
+	RescaleJob(context.Context, *connect.Request[v1.RescaleJobRequest]) (*connect.Response[v1.RescaleJobResponse], error)
+	// ListWorkers lists the live workers and their slots.
+	ListWorkers(context.Context, *connect.Request[v1.ListWorkersRequest]) (*connect.Response[v1.ListWorkersResponse], error)
+	// GetAutoscaler returns a job's recent autoscaler decisions and the
+	// metrics they were made from, newest first.
+	GetAutoscaler(context.Context, *connect.Request[v1.GetAutoscalerRequest]) (*connect.Response[v1.GetAutoscalerResponse], error)
 }
 
 // NewJobServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -254,6 +315,26 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	jobServiceRescaleJobHandler := connect.NewUnaryHandler(
+		JobServiceRescaleJobProcedure,
+		svc.RescaleJob,
+		connect.WithSchema(jobServiceMethods.ByName("RescaleJob")),
+		connect.WithHandlerOptions(opts...),
+	)
+	jobServiceListWorkersHandler := connect.NewUnaryHandler(
+		JobServiceListWorkersProcedure,
+		svc.ListWorkers,
+		connect.WithSchema(jobServiceMethods.ByName("ListWorkers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	jobServiceGetAutoscalerHandler := connect.NewUnaryHandler(
+		JobServiceGetAutoscalerProcedure,
+		svc.GetAutoscaler,
+		connect.WithSchema(jobServiceMethods.ByName("GetAutoscaler")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sabot.v1.JobService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case JobServiceDeployJobProcedure:
@@ -270,6 +351,12 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 			jobServiceTriggerSavepointHandler.ServeHTTP(w, r)
 		case JobServiceGetSavepointProcedure:
 			jobServiceGetSavepointHandler.ServeHTTP(w, r)
+		case JobServiceRescaleJobProcedure:
+			jobServiceRescaleJobHandler.ServeHTTP(w, r)
+		case JobServiceListWorkersProcedure:
+			jobServiceListWorkersHandler.ServeHTTP(w, r)
+		case JobServiceGetAutoscalerProcedure:
+			jobServiceGetAutoscalerHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -305,4 +392,16 @@ func (UnimplementedJobServiceHandler) TriggerSavepoint(context.Context, *connect
 
 func (UnimplementedJobServiceHandler) GetSavepoint(context.Context, *connect.Request[v1.GetSavepointRequest]) (*connect.Response[v1.GetSavepointResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.GetSavepoint is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) RescaleJob(context.Context, *connect.Request[v1.RescaleJobRequest]) (*connect.Response[v1.RescaleJobResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.RescaleJob is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) ListWorkers(context.Context, *connect.Request[v1.ListWorkersRequest]) (*connect.Response[v1.ListWorkersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.ListWorkers is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) GetAutoscaler(context.Context, *connect.Request[v1.GetAutoscalerRequest]) (*connect.Response[v1.GetAutoscalerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sabot.v1.JobService.GetAutoscaler is not implemented"))
 }
