@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -179,6 +180,9 @@ type pendingCheckpoint struct {
 	deadline time.Time
 	snaps    map[subtaskKey]*clusterv1.OperatorSnapshot
 	infos    []*sabotv1.OperatorCheckpointInfo
+	// notReady: aborted because a share was not running yet; not counted
+	// against tolerable failures.
+	notReady bool
 }
 
 // coordinator triggers checkpoints of one job attempt, collects the
@@ -214,6 +218,12 @@ type coordinator struct {
 	// stop is called once a stop-with-savepoint completed: it ends the
 	// attempt.
 	stop func()
+
+	// A distributed attempt's other shares (nil otherwise): the
+	// coordinator triggers their sources and tells them about completed
+	// checkpoints through co.
+	remote []remoteShare
+	co     *Coordination
 }
 
 func newCoordinator(cfg Config, set checkpointSettings, tasks []*task) *coordinator {
@@ -233,26 +243,42 @@ func newCoordinator(cfg Config, set checkpointSettings, tasks []*task) *coordina
 	// Every subtask acks each checkpoint at most once, and at most
 	// maxConcurrent are pending: the channel never blocks a task for long.
 	c.acks = make(chan ack, len(c.expected)*(set.maxConcurrent+1))
-	for _, t := range tasks {
-		if t.source != nil {
-			c.sources = append(c.sources, t)
-		}
-		for _, n := range t.nodes {
-			if l, ok := n.op.(completeListener); ok {
-				c.listeners = append(c.listeners, l)
-			} else if k, ok := n.op.(keyedOp); ok {
-				c.listeners = append(c.listeners, k.keyedStateOf())
-			}
-		}
-		if l, ok := t.source.(completeListener); ok {
-			c.listeners = append(c.listeners, l)
-		}
-	}
+	c.sources, c.listeners = sourcesOf(tasks), listenersOf(tasks)
 	if r := cfg.Checkpoints.Restore; r != nil {
 		c.nextID = r.GetCheckpointId() + 1
 	}
 	c.control = cfg.Control
 	return c
+}
+
+// sourcesOf returns the source tasks.
+func sourcesOf(tasks []*task) []*task {
+	var out []*task
+	for _, t := range tasks {
+		if t.source != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// listenersOf returns what in tasks must hear of completed checkpoints:
+// two-phase-commit sinks and sources, keyed operators.
+func listenersOf(tasks []*task) []completeListener {
+	var out []completeListener
+	for _, t := range tasks {
+		for _, n := range t.nodes {
+			if l, ok := n.op.(completeListener); ok {
+				out = append(out, l)
+			} else if k, ok := n.op.(keyedOp); ok {
+				out = append(out, k.keyedStateOf())
+			}
+		}
+		if l, ok := t.source.(completeListener); ok {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // run is the coordinator loop. It returns nil when ctx ends, or an error
@@ -359,6 +385,9 @@ func (c *coordinator) trigger(ctx context.Context, now time.Time, sp *savepointR
 			live++
 		}
 	}
+	for _, r := range c.remote {
+		live += c.liveOf(r.sources)
+	}
 	if live == 0 {
 		return false // every source finished: nothing to checkpoint any more
 	}
@@ -385,7 +414,78 @@ func (c *coordinator) trigger(ctx context.Context, now time.Time, sp *savepointR
 			return true
 		}
 	}
+	for _, r := range c.remote {
+		if c.liveOf(r.sources) == 0 {
+			continue
+		}
+		req := &clusterv1.TriggerRequest{Attempt: c.ref(), CheckpointId: id, Unaligned: tr.unaligned,
+			Savepoint: tr.savepoint, Stop: tr.stop, Drain: tr.drain}
+		cl := c.co.peer(r.addr)
+		err := retryCall(ctx, func(ctx context.Context) error { _, err := cl.Trigger(ctx, connect.NewRequest(req)); return err })
+		if err != nil {
+			// A share that does not run the attempt yet (still starting
+			// or restoring) is no failure of the checkpoint (Flink: not
+			// all required tasks running), so it is not counted.
+			p.notReady = connect.CodeOf(err) == connect.CodeFailedPrecondition
+			_ = c.abort(ctx, p, fmt.Sprintf("trigger sources at %s: %v", r.addr, err))
+			return true
+		}
+	}
 	return true
+}
+
+// liveOf counts the subtasks of keys that have not finished.
+func (c *coordinator) liveOf(keys []subtaskKey) int {
+	n := 0
+	for _, k := range keys {
+		if c.expected[k] {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *coordinator) ref() *clusterv1.AttemptRef {
+	return &clusterv1.AttemptRef{JobId: c.jobID, Attempt: c.attempt}
+}
+
+// notifyComplete tells the listeners here, then the other shares, that
+// checkpoint id completed: sinks commit.
+func (c *coordinator) notifyComplete(ctx context.Context, id int64) error {
+	for _, l := range c.listeners {
+		if err := l.checkpointComplete(ctx, id); err != nil {
+			return fmt.Errorf("checkpoint %d completed, but a sink could not commit its output: %w", id, err)
+		}
+	}
+	for _, r := range c.remote {
+		if c.liveOf(r.subtasks) == 0 {
+			continue // every subtask there finished (and committed at its end)
+		}
+		cl := c.co.peer(r.addr)
+		req := &clusterv1.CompleteRequest{Attempt: c.ref(), CheckpointId: id}
+		err := retryCall(ctx, func(ctx context.Context) error { _, err := cl.Complete(ctx, connect.NewRequest(req)); return err })
+		if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+			// The share is gone: finished, or failed — then the restart
+			// from this checkpoint commits what its sinks pre-committed.
+			c.logger.Warn("checkpoint completed; a share no longer runs the attempt", "job", c.jobID, "checkpoint", id, "share", r.addr, "err", err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint %d completed, but the share at %s could not commit its output: %w", id, r.addr, err)
+		}
+	}
+	return nil
+}
+
+// stopRemote ends the other shares after a stop-with-savepoint.
+func (c *coordinator) stopRemote(ctx context.Context) {
+	for _, r := range c.remote {
+		cl := c.co.peer(r.addr)
+		req := &clusterv1.StopRequest{Attempt: c.ref()}
+		if err := retryCall(ctx, func(ctx context.Context) error { _, err := cl.Stop(ctx, connect.NewRequest(req)); return err }); err != nil {
+			c.logger.Warn("stop share after savepoint", "job", c.jobID, "share", r.addr, "err", err)
+		}
+	}
 }
 
 // onAck records a subtask's snapshot.
@@ -500,21 +600,19 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 	if len(dropped) > 0 {
 		c.gcShared = true
 	}
-	for _, l := range c.listeners {
-		if err := l.checkpointComplete(ctx, p.id); err != nil {
-			err = fmt.Errorf("checkpoint %d completed, but a sink could not commit its output: %w", p.id, err)
-			if p.sp != nil {
-				// The savepoint is the job's recovery point (the restart
-				// commits its transactions) but not done: say so.
-				p.sp.done <- savepointResult{err: err}
-				p.sp = nil
-			}
-			return err
+	if err := c.notifyComplete(ctx, p.id); err != nil {
+		if p.sp != nil {
+			// The savepoint is the job's recovery point (the restart
+			// commits its transactions) but not done: say so.
+			p.sp.done <- savepointResult{err: err}
+			p.sp = nil
 		}
+		return err
 	}
 	if p.sp != nil {
 		p.sp.done <- savepointResult{location: key}
 		if p.sp.stop && c.stop != nil {
+			c.stopRemote(ctx)
 			c.stop()
 		}
 		p.sp = nil
@@ -557,7 +655,9 @@ func (c *coordinator) abort(ctx context.Context, p *pendingCheckpoint, reason st
 		return nil
 	}
 	c.lastEnd = c.clock.Now()
-	c.failures++
+	if !p.notReady {
+		c.failures++
+	}
 	c.logger.Warn("checkpoint aborted", "job", c.jobID, "checkpoint", p.id, "reason", reason)
 	c.record(ctx, p, sabotv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED, reason, 0, 0)
 	c.deletePrefix(ctx, blob.CheckpointPrefix(c.jobID, p.id))

@@ -31,9 +31,25 @@ type Config struct {
 	// Graph is the resolved job graph. Required.
 	Graph *jobgraph.Graph
 	// Subtasks lists the subtasks that run here; empty means every subtask
-	// of every vertex. Until the network exchange lands, it must cover the
-	// whole graph (ErrRemoteExchange otherwise).
+	// of every vertex. Without Placement it must cover the whole graph
+	// (ErrRemoteExchange otherwise).
 	Subtasks []*clusterv1.SubtaskRef
+	// Placement spreads the attempt over workers (Assignment.placement):
+	// it says where every subtask runs. Run then starts only Subtasks
+	// (this worker's share, the entries of Placement naming Self), reaches
+	// the other subtasks through Network, and coordinates checkpoints with
+	// the other shares through Coordination; the share of worker
+	// Coordinator hosts the checkpoint coordinator. A chain's subtasks
+	// must be placed together.
+	Placement []*clusterv1.Placement
+	// Self is this worker's id in Placement.
+	Self string
+	// Coordinator is the id of the worker whose share coordinates
+	// checkpoints; empty means Self.
+	Coordinator string
+	// Network is the worker process's network exchange (*Network).
+	Network      Networker
+	Coordination *Coordination
 	// Logger defaults to a logger that discards.
 	Logger *slog.Logger
 	// PrintOut receives print sinks' lines (one Write per batch, serialized
@@ -152,7 +168,10 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("runtime: config: Checkpoints needs a Store and a Committer"))
 	}
 	if c.Graph != nil {
-		if err := checkSubtasks(c.Graph, c.Subtasks); err != nil {
+		if err := checkSubtasks(c.Graph, c.Subtasks, len(c.Placement) > 0); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.checkPlacement(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -170,9 +189,53 @@ func (c Config) String() string {
 		c.JobID, c.Attempt, name, len(c.Subtasks), c.QueueCapacity, c.BatchSize)
 }
 
-// checkSubtasks verifies refs name real subtasks and, for now, every one of
-// them: a partial placement needs the network exchange.
-func checkSubtasks(g *jobgraph.Graph, refs []*clusterv1.SubtaskRef) error {
+// checkPlacement verifies a distributed placement: every subtask placed
+// once, on a worker with an address, this worker's share equal to
+// Subtasks, chains together, and the network parts present.
+func (c Config) checkPlacement() error {
+	if len(c.Placement) == 0 {
+		return nil
+	}
+	if c.Network == nil || c.Coordination == nil || c.Self == "" {
+		return errors.New("runtime: config: a Placement needs Network, Coordination and Self")
+	}
+	where := map[subtaskKey]*clusterv1.Placement{}
+	for _, p := range c.Placement {
+		k := subtaskKey{p.GetVertexId(), int(p.GetSubtask())}
+		if where[k] != nil {
+			return fmt.Errorf("runtime: config: subtask %s placed twice", k)
+		}
+		if p.GetWorkerId() != c.Self && p.GetAddress() == "" {
+			return fmt.Errorf("runtime: config: subtask %s is placed on worker %s, which has no address", k, p.GetWorkerId())
+		}
+		where[k] = p
+	}
+	mine := 0
+	for _, v := range c.Graph.Vertices {
+		for s := range v.Parallelism {
+			p := where[subtaskKey{v.ID, s}]
+			if p == nil {
+				return fmt.Errorf("runtime: config: subtask %s[%d] is not placed", v.ID, s)
+			}
+			if p.GetWorkerId() == c.Self {
+				mine++
+			}
+			for _, out := range v.Outputs {
+				if q := where[subtaskKey{out.To.ID, s}]; out.Chained() && q != nil && q.GetWorkerId() != p.GetWorkerId() {
+					return fmt.Errorf("runtime: config: chained subtasks %s[%d] and %s[%d] are placed on different workers", v.ID, s, out.To.ID, s)
+				}
+			}
+		}
+	}
+	if mine != len(c.Subtasks) {
+		return fmt.Errorf("runtime: config: Placement puts %d subtasks on %s but Subtasks lists %d", mine, c.Self, len(c.Subtasks))
+	}
+	return nil
+}
+
+// checkSubtasks verifies refs name real subtasks and, unless partial (a
+// distributed placement), every one of them.
+func checkSubtasks(g *jobgraph.Graph, refs []*clusterv1.SubtaskRef, partial bool) error {
 	if len(refs) == 0 {
 		return nil
 	}
@@ -194,6 +257,9 @@ func checkSubtasks(g *jobgraph.Graph, refs []*clusterv1.SubtaskRef) error {
 				r.GetVertexId(), r.GetSubtask(), r.GetParallelism(), v.Parallelism)
 		}
 		seen[key{r.GetVertexId(), r.GetSubtask()}] = true
+	}
+	if partial {
+		return nil
 	}
 	for _, v := range g.Vertices {
 		for s := range v.Parallelism {

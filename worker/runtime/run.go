@@ -108,12 +108,22 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	x := newLocalExchange(g, cfg.QueueCapacity)
-	// Batches still queued when tasks stop early (cancel, failure) are
-	// released once nobody can touch the queues any more.
-	defer x.drain()
+	d := newDistribution(cfg)
+	var x Exchange
+	if d == nil {
+		lx := newLocalExchange(g, cfg.QueueCapacity)
+		// Batches still queued when tasks stop early (cancel, failure) are
+		// released once nobody can touch the queues any more.
+		defer lx.drain()
+		x = lx
+	} else {
+		nx := cfg.Network.exchange(g, cfg.QueueCapacity, cfg.JobID, cfg.Attempt, d.local, d.addr)
+		defer nx.drain()
+		defer nx.close() // before drain: no stream delivers any more
+		x = nx
+	}
 
-	tasks, err := buildTasks(cfg, x, e)
+	tasks, err := buildTasks(cfg, x, e, d)
 	if err != nil {
 		return err
 	}
@@ -124,10 +134,20 @@ func Run(ctx context.Context, cfg Config) error {
 		stopCheckpoints func()
 		stopped         atomic.Bool // by a completed stop-with-savepoint
 	)
+	stop := func() { stopped.Store(true); grp.cancel() }
 	if e.cp != nil {
-		coord = newCoordinator(cfg, set, tasks)
-		coord.stop = func() { stopped.Store(true); grp.cancel() }
-		e.cp.acks, e.cp.finished = coord.acks, coord.finished
+		if d == nil || d.coordinates() {
+			coord = newCoordinator(cfg, set, tasks)
+			coord.stop = stop
+			e.cp.acks, e.cp.finished = coord.acks, coord.finished
+		}
+		if d != nil {
+			unregister, err := d.join(grp, coord, e.cp, set, tasks, stop)
+			if err != nil {
+				return err
+			}
+			defer unregister()
+		}
 		stopCheckpoints = startCheckpointing(grp, coord, e.cp)
 	}
 	for _, t := range tasks {
@@ -158,14 +178,18 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// buildTasks creates every task and its operators, without starting them.
-func buildTasks(cfg Config, x Exchange, e *env) ([]*task, error) {
+// buildTasks creates every task placed here (all of them unless d says
+// otherwise) and its operators, without starting them.
+func buildTasks(cfg Config, x Exchange, e *env, d *distribution) ([]*task, error) {
 	var tasks []*task
 	for _, v := range cfg.Graph.Vertices {
 		if !headsTask(v) {
 			continue
 		}
 		for s := range v.Parallelism {
+			if d != nil && !d.local(v.ID, s) {
+				continue
+			}
 			t := &task{onState: cfg.OnTaskState, clock: cfg.Clock, triggers: make(chan trigger, 16)}
 			t.info = taskInfo(cfg, v, s)
 			// Constructors only compile and check; they acquire nothing

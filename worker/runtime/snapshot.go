@@ -528,13 +528,16 @@ type keyedCheckpointState struct {
 func startCheckpointing(grp *taskGroup, coord *coordinator, cp *checkpointing) func() {
 	var wg sync.WaitGroup
 	ctx := grp.ctx
-	wg.Add(1 + uploadWorkers)
-	go func() {
-		defer wg.Done()
-		if err := coord.run(ctx); err != nil {
-			grp.fail(err)
-		}
-	}()
+	wg.Add(uploadWorkers)
+	if coord != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := coord.run(ctx); err != nil {
+				grp.fail(err)
+			}
+		}()
+	}
 	for range uploadWorkers {
 		go func() {
 			defer wg.Done()
@@ -552,6 +555,9 @@ func startCheckpointing(grp *taskGroup, coord *coordinator, cp *checkpointing) f
 		wg.Wait()
 		// Nothing uploads any more: remove what this attempt wrote for
 		// checkpoints that will never complete.
+		if coord == nil {
+			return // the coordinator's share cleans up for the attempt
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		coord.cleanupOnExit(cctx)
