@@ -8,6 +8,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sabotdev/sabot/scheduler/autoscale"
 )
 
 // Config configures a scheduler.
@@ -30,6 +32,15 @@ type Config struct {
 	// (Leader election keeps etcd's own lease timing.) Default: the real
 	// clock.
 	Clock clockwork.Clock
+	// Provisioner, if set, is asked for the workers the jobs need (see
+	// autoscaler.go); nil: the worker pool is managed elsewhere.
+	Provisioner autoscale.Provisioner
+	// SlotsPerWorker is the slots of a worker the provisioner starts (what
+	// the worker count is computed from). Default 4.
+	SlotsPerWorker int
+	// StaticWorkers is how many workers run besides the provisioner's
+	// (they count towards the jobs' slots). Default 0.
+	StaticWorkers int
 }
 
 // Validate reports a missing or contradictory setting.
@@ -40,6 +51,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseTTL < 0 || (c.LeaseTTL > 0 && c.LeaseTTL < time.Second) {
 		errs = append(errs, fmt.Errorf("scheduler: LeaseTTL %s must be at least 1s", c.LeaseTTL))
+	}
+	if c.SlotsPerWorker < 0 || c.StaticWorkers < 0 {
+		errs = append(errs, fmt.Errorf("scheduler: SlotsPerWorker %d and StaticWorkers %d must not be negative", c.SlotsPerWorker, c.StaticWorkers))
 	}
 	if c.ReconcileInterval < 0 {
 		errs = append(errs, fmt.Errorf("scheduler: ReconcileInterval %s is negative", c.ReconcileInterval))
@@ -62,6 +76,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
+	}
+	if c.SlotsPerWorker == 0 {
+		c.SlotsPerWorker = 4
 	}
 }
 

@@ -25,6 +25,9 @@ type reconciler struct {
 	kv    clientv3.KV
 	fence clientv3.Cmp
 
+	// as is the autoscaler's state for this term of leadership.
+	as *autoscaler
+
 	// wake is the earliest time a job waits for (a delayed restart), found
 	// by the last pass; zero when none. The leader's loop arms a timer for
 	// it, so a restart is placed when due rather than at the next tick.
@@ -41,15 +44,15 @@ func (r *reconciler) noteWake(t time.Time) {
 // snapshot is what one reconcile pass reads.
 type snapshot struct {
 	workers     map[string]*clusterv1.Worker
-	assignments map[string]cluster.Versioned[*clusterv1.Assignment] // by job
-	reports     map[string]map[string]*clusterv1.TaskReport         // by job, worker
-	slotsUsed   map[string]int                                      // by worker
+	assignments map[string][]cluster.Versioned[*clusterv1.Assignment] // by job: one per worker of its attempt
+	reports     map[string]map[string]*clusterv1.TaskReport           // by job, worker
+	slotsUsed   map[string]int                                        // by worker
 }
 
 func (r *reconciler) read(ctx context.Context) (*snapshot, []cluster.Versioned[*sabotv1.Job], error) {
 	sn := &snapshot{
 		workers:     map[string]*clusterv1.Worker{},
-		assignments: map[string]cluster.Versioned[*clusterv1.Assignment]{},
+		assignments: map[string][]cluster.Versioned[*clusterv1.Assignment]{},
 		reports:     map[string]map[string]*clusterv1.TaskReport{},
 		slotsUsed:   map[string]int{},
 	}
@@ -65,8 +68,8 @@ func (r *reconciler) read(ctx context.Context) (*snapshot, []cluster.Versioned[*
 		return nil, nil, err
 	}
 	for _, a := range asgs {
-		sn.assignments[a.Value.GetJobId()] = a
-		sn.slotsUsed[a.Value.GetWorkerId()] += slotsNeeded(a.Value)
+		sn.assignments[a.Value.GetJobId()] = append(sn.assignments[a.Value.GetJobId()], a)
+		sn.slotsUsed[a.Value.GetWorkerId()] += cluster.SlotsUsed(a.Value)
 	}
 	reps, _, err := cluster.List(ctx, r.kv, cluster.ReportsPrefix, cluster.NewReport, cluster.ListOptions{})
 	if err != nil {
@@ -104,15 +107,21 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("job %s: %w", j.Value.GetId(), err))
 		}
 	}
+	if err := r.autoscale(ctx, sn, jobs); err != nil {
+		if errors.Is(err, cluster.ErrPrecondition) {
+			return err
+		}
+		errs = append(errs, fmt.Errorf("autoscaler: %w", err))
+	}
 	// Assignments whose job record is gone (never expected, but cheap to
 	// clean) are removed so workers stop their tasks.
 	known := make(map[string]bool, len(jobs))
 	for _, j := range jobs {
 		known[j.Value.GetId()] = true
 	}
-	for jobID, a := range sn.assignments {
+	for jobID, as := range sn.assignments {
 		if !known[jobID] {
-			if err := r.txn(ctx, clientv3.OpDelete(a.Key)); err != nil {
+			if err := r.txn(ctx, deletes(as)...); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -124,36 +133,45 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) error {
 	id := job.GetId()
 	state := job.GetStatus().GetState()
-	asg, placed := sn.assignments[id]
+	asgs := sn.assignments[id]
+	placed := len(asgs) > 0
 
 	if cluster.IsTerminal(state) {
 		return r.cleanup(ctx, sn, job)
 	}
 
-	// A placed attempt: what does its worker say?
-	var rep *clusterv1.TaskReport
-	workerAlive := false
-	if placed {
-		wid := asg.Value.GetWorkerId()
-		_, workerAlive = sn.workers[wid]
-		if rp := sn.reports[id][wid]; rp.GetAttempt() == asg.Value.GetAttempt() {
-			rep = rp
+	// A placed attempt: what do its workers say?
+	var (
+		reps []*clusterv1.TaskReport
+		lost string // a worker of the attempt that is gone
+	)
+	for _, a := range asgs {
+		wid := a.Value.GetWorkerId()
+		if _, alive := sn.workers[wid]; !alive && lost == "" {
+			lost = wid
+		}
+		if rp := sn.reports[id][wid]; rp.GetAttempt() == a.Value.GetAttempt() {
+			reps = append(reps, rp)
+		} else {
+			reps = append(reps, nil) // not reported yet
 		}
 	}
-	agg := aggregate(rep)
-
+	agg := aggregateAll(reps)
+	workerAlive := lost == ""
 	switch state {
 	case sabotv1.JobState_JOB_STATE_CANCELING:
 		if placed && workerAlive && !agg.terminal() {
-			// Removing the assignment tells the worker to stop; it confirms
-			// through its report, which a later pass reads.
-			return r.txn(ctx, clientv3.OpDelete(asg.Key))
+			// Removing the assignments tells the workers to stop; they
+			// confirm through their reports, which a later pass reads.
+			return r.txn(ctx, deletes(asgs)...)
 		}
-		cur, alive := currentReport(sn, job)
-		if alive && !aggregate(cur).terminal() {
-			return nil // the worker is still stopping its tasks
+		cur := currentReports(sn, job)
+		for _, rep := range cur {
+			if !aggregate(rep).terminal() {
+				return nil // a worker is still stopping its tasks
+			}
 		}
-		return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_CANCELED, "canceled on request", tasksOf(cur))
+		return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_CANCELED, "canceled on request", tasksOfAll(cur))
 
 	case sabotv1.JobState_JOB_STATE_CREATED, sabotv1.JobState_JOB_STATE_RESTARTING, sabotv1.JobState_JOB_STATE_RUNNING:
 		if !placed {
@@ -169,15 +187,22 @@ func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) e
 			return r.place(ctx, sn, job)
 		}
 		if !workerAlive {
-			return r.fail(ctx, sn, job, failure{reason: fmt.Sprintf("worker %s lost", asg.Value.GetWorkerId()), lostWorker: true}, nil)
+			return r.fail(ctx, sn, job, failure{reason: fmt.Sprintf("worker %s lost", lost), lostWorker: true}, nil)
+		}
+		if handled, err := r.stepRescale(ctx, sn, job, agg); handled || err != nil {
+			return err
 		}
 		switch {
 		case agg.failed:
-			return r.fail(ctx, sn, job, failure{reason: failureReason(rep), unrecoverable: rep.GetUnrecoverable()}, tasksOf(rep))
+			rep := failedReport(reps)
+			return r.fail(ctx, sn, job, failure{reason: failureReason(rep), unrecoverable: rep.GetUnrecoverable()}, tasksOfAll(reps))
 		case agg.finished:
-			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FINISHED, "", tasksOf(rep))
+			return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FINISHED, "", tasksOfAll(reps))
 		case agg.running:
-			return r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RUNNING, "", tasksOf(rep))
+			if err := r.setState(ctx, job, sabotv1.JobState_JOB_STATE_RUNNING, runningMessage(job), tasksOfAll(reps)); err != nil {
+				return err
+			}
+			return r.noteRunning(ctx, job)
 		}
 		return nil
 	default:
@@ -193,10 +218,7 @@ func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) e
 func (r *reconciler) fail(ctx context.Context, sn *snapshot, job *sabotv1.Job, f failure, tasks []*sabotv1.TaskStatus) error {
 	id := job.GetId()
 	now := r.cfg.Clock.Now()
-	var ops []clientv3.Op
-	if a, ok := sn.assignments[id]; ok {
-		ops = append(ops, clientv3.OpDelete(a.Key))
-	}
+	ops := deletes(sn.assignments[id])
 	var v verdict
 	changed := false
 	_, err := cluster.UpdateJob(ctx, r.kv, id, func(j *sabotv1.Job) (bool, error) {
@@ -257,20 +279,21 @@ func failureReason(rep *clusterv1.TaskReport) string {
 	return "task failed"
 }
 
-// currentReport finds a report on the job's current attempt, and whether
-// its worker is alive.
-func currentReport(sn *snapshot, job *sabotv1.Job) (*clusterv1.TaskReport, bool) {
+// currentReports returns the reports on the job's current attempt from
+// live workers.
+func currentReports(sn *snapshot, job *sabotv1.Job) []*clusterv1.TaskReport {
+	var out []*clusterv1.TaskReport
 	for wid, rep := range sn.reports[job.GetId()] {
-		if rep.GetAttempt() == job.GetStatus().GetAttempt() {
-			_, alive := sn.workers[wid]
-			return rep, alive
+		if _, alive := sn.workers[wid]; alive && rep.GetAttempt() == job.GetStatus().GetAttempt() {
+			out = append(out, rep)
 		}
 	}
-	return nil, false
+	return out
 }
 
-// place writes an assignment of the job's next attempt to the live worker
-// with the most free slots.
+// place writes the assignments of the job's next attempt: its subtasks
+// spread over the live workers' free slots (placement), one assignment
+// per worker used, in one transaction with the job's new attempt.
 func (r *reconciler) place(ctx context.Context, sn *snapshot, job *sabotv1.Job) error {
 	g, err := jobgraph.Resolve(job.GetSpec())
 	if err != nil {
@@ -278,30 +301,29 @@ func (r *reconciler) place(ctx context.Context, sn *snapshot, job *sabotv1.Job) 
 		// was written by a newer or broken version. Fail it visibly.
 		return r.finish(ctx, sn, job, sabotv1.JobState_JOB_STATE_FAILED, "job graph no longer valid: "+err.Error(), nil)
 	}
-	subtasks := subtasksOf(g)
 	need := 0
 	for _, v := range g.Vertices {
 		need = max(need, v.Parallelism)
 	}
-	wid, free := pickWorker(sn, need)
-	if wid == "" {
-		msg := fmt.Sprintf("waiting for a worker with %d free slots (most free: %d)", need, free)
+	slots, free := spreadSlots(sn, need)
+	if slots == nil {
+		msg := fmt.Sprintf("waiting for %d free slots (free: %d over %d live workers)", need, free, len(sn.workers))
 		if job.GetStatus().GetMessage() == msg {
 			return nil
 		}
 		return r.setState(ctx, job, job.GetStatus().GetState(), msg, nil)
 	}
 	attempt := job.GetStatus().GetAttempt() + 1
-	asg := &clusterv1.Assignment{
-		JobId:    job.GetId(),
-		Attempt:  attempt,
-		WorkerId: wid,
-		Spec:     job.GetSpec(),
-		Subtasks: subtasks,
-	}
-	tasks := make([]*sabotv1.TaskStatus, 0, len(subtasks))
-	for _, st := range subtasks {
-		tasks = append(tasks, &sabotv1.TaskStatus{VertexId: st.GetVertexId(), Subtask: st.GetSubtask(), WorkerId: wid, State: sabotv1.TaskState_TASK_STATE_DEPLOYING})
+	asgs := placement(job, g, attempt, slots, sn.workers)
+	var tasks []*sabotv1.TaskStatus
+	var ops []clientv3.Op
+	workers := make([]string, 0, len(asgs))
+	for _, a := range asgs {
+		for _, st := range a.GetSubtasks() {
+			tasks = append(tasks, &sabotv1.TaskStatus{VertexId: st.GetVertexId(), Subtask: st.GetSubtask(), WorkerId: a.GetWorkerId(), State: sabotv1.TaskState_TASK_STATE_DEPLOYING})
+		}
+		ops = append(ops, clientv3.OpPut(cluster.AssignmentKey(a.GetWorkerId(), job.GetId()), cluster.Marshal(a)))
+		workers = append(workers, a.GetWorkerId())
 	}
 	_, err = cluster.UpdateJob(ctx, r.kv, job.GetId(), func(j *sabotv1.Job) (bool, error) {
 		if j.GetStatus().GetState() != job.GetStatus().GetState() || j.GetStatus().GetAttempt() != job.GetStatus().GetAttempt() {
@@ -312,63 +334,103 @@ func (r *reconciler) place(ctx context.Context, sn *snapshot, job *sabotv1.Job) 
 		j.Status.Tasks = tasks
 		j.Status.UpdatedAt = timestamppb.New(r.cfg.Clock.Now())
 		return true, nil
-	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op {
-		return []clientv3.Op{clientv3.OpPut(cluster.AssignmentKey(wid, job.GetId()), cluster.Marshal(asg))}
-	})
+	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op { return ops })
 	if err != nil {
 		return err
 	}
-	sn.slotsUsed[wid] += need
-	r.cfg.Logger.Info("job placed", "job", job.GetId(), "attempt", attempt, "worker", wid, "slots", need)
+	for _, a := range asgs {
+		sn.slotsUsed[a.GetWorkerId()] += cluster.SlotsUsed(a)
+	}
+	r.cfg.Logger.Info("job placed", "job", job.GetId(), "attempt", attempt, "workers", workers, "slots", need)
 	return nil
 }
 
-// pickWorker returns the live worker with the most free slots if it has at
-// least need, and the most free slots seen. Ties go to the smaller id so
-// placement is deterministic.
-func pickWorker(sn *snapshot, need int) (string, int) {
+// spreadSlots picks a worker for each of need slots, spreading them over
+// the live workers (balanced: each next slot goes to the worker with the
+// most free slots left, ties to the longest running, then the smaller id,
+// so placement is deterministic). It returns nil and the total free slots if they are not
+// enough.
+func spreadSlots(sn *snapshot, need int) ([]string, int) {
 	ids := make([]string, 0, len(sn.workers))
-	for id := range sn.workers {
+	free := map[string]int{}
+	total := 0
+	for id, w := range sn.workers {
 		ids = append(ids, id)
+		free[id] = max(int(w.GetSlots())-sn.slotsUsed[id], 0)
+		total += free[id]
 	}
-	sort.Strings(ids)
-	best, bestFree := "", -1
-	for _, id := range ids {
-		free := int(sn.workers[id].GetSlots()) - sn.slotsUsed[id]
-		if free > bestFree {
-			best, bestFree = id, free
+	if total < need {
+		return nil, total
+	}
+	// Older workers first on ties: a provisioner scaling down removes the
+	// newest, which then run nothing.
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := sn.workers[ids[i]].GetStartedAt().AsTime(), sn.workers[ids[j]].GetStartedAt().AsTime()
+		if !a.Equal(b) {
+			return a.Before(b)
 		}
+		return ids[i] < ids[j]
+	})
+	slots := make([]string, need)
+	for i := range slots {
+		best := ""
+		for _, id := range ids {
+			if free[id] > 0 && (best == "" || free[id] > free[best]) {
+				best = id
+			}
+		}
+		slots[i] = best
+		free[best]--
 	}
-	if bestFree < need {
-		return "", max(bestFree, 0)
-	}
-	return best, bestFree
+	return slots, total
 }
 
-// subtasksOf lists every subtask of every vertex with its key-group range.
-func subtasksOf(g *jobgraph.Graph) []*clusterv1.SubtaskRef {
-	var out []*clusterv1.SubtaskRef
+// placement builds one assignment per worker used: slot i runs subtask i
+// of every vertex that has one (slot sharing, as in Flink, which also
+// keeps a chain's subtasks together), and every assignment carries the
+// whole placement and the coordinator (the worker of slot 0, which runs
+// subtask 0 of every vertex, the sinks' included).
+func placement(job *sabotv1.Job, g *jobgraph.Graph, attempt int64, slots []string, workers map[string]*clusterv1.Worker) []*clusterv1.Assignment {
+	by := map[string]*clusterv1.Assignment{}
+	var order []string
+	var all []*clusterv1.Placement
 	for _, v := range g.Vertices {
 		for i := range v.Parallelism {
+			wid := slots[i]
+			a := by[wid]
+			if a == nil {
+				a = &clusterv1.Assignment{JobId: job.GetId(), Attempt: attempt, WorkerId: wid, Spec: job.GetSpec(), Coordinator: slots[0]}
+				by[wid] = a
+				order = append(order, wid)
+			}
 			start, end := jobgraph.KeyGroupRange(g.MaxParallelism, v.Parallelism, i)
-			out = append(out, &clusterv1.SubtaskRef{
-				VertexId:      v.ID,
-				Subtask:       int32(i),
-				Parallelism:   int32(v.Parallelism),
-				KeyGroupStart: int32(start),
-				KeyGroupEnd:   int32(end),
+			a.Subtasks = append(a.Subtasks, &clusterv1.SubtaskRef{
+				VertexId: v.ID, Subtask: int32(i), Parallelism: int32(v.Parallelism),
+				KeyGroupStart: int32(start), KeyGroupEnd: int32(end),
 			})
+			all = append(all, &clusterv1.Placement{VertexId: v.ID, Subtask: int32(i), WorkerId: wid, Address: workers[wid].GetAddress()})
 		}
+	}
+	out := make([]*clusterv1.Assignment, 0, len(order))
+	for _, wid := range order {
+		a := by[wid]
+		if len(order) > 1 {
+			a.Placement = all
+		} else {
+			a.Coordinator = "" // the whole attempt runs on one worker
+		}
+		out = append(out, a)
 	}
 	return out
 }
 
-func slotsNeeded(a *clusterv1.Assignment) int {
-	n := 0
-	for _, st := range a.GetSubtasks() {
-		n = max(n, int(st.GetParallelism()))
+// deletes returns the operations removing assignments.
+func deletes(as []cluster.Versioned[*clusterv1.Assignment]) []clientv3.Op {
+	ops := make([]clientv3.Op, 0, len(as))
+	for _, a := range as {
+		ops = append(ops, clientv3.OpDelete(a.Key))
 	}
-	return n
+	return ops
 }
 
 // setState writes a non-terminal state (and tasks, if given) when it differs
@@ -398,10 +460,7 @@ func (r *reconciler) setState(ctx context.Context, job *sabotv1.Job, state sabot
 
 // finish moves a job to a terminal state and removes its assignment.
 func (r *reconciler) finish(ctx context.Context, sn *snapshot, job *sabotv1.Job, state sabotv1.JobState, msg string, tasks []*sabotv1.TaskStatus) error {
-	var ops []clientv3.Op
-	if a, ok := sn.assignments[job.GetId()]; ok {
-		ops = append(ops, clientv3.OpDelete(a.Key))
-	}
+	ops := deletes(sn.assignments[job.GetId()])
 	if err := r.setState(ctx, job, state, msg, tasks, ops...); err != nil {
 		return err
 	}
@@ -412,10 +471,7 @@ func (r *reconciler) finish(ctx context.Context, sn *snapshot, job *sabotv1.Job,
 // cleanup removes what a terminal job left behind: its assignment and its
 // workers' reports.
 func (r *reconciler) cleanup(ctx context.Context, sn *snapshot, job *sabotv1.Job) error {
-	var ops []clientv3.Op
-	if a, ok := sn.assignments[job.GetId()]; ok {
-		ops = append(ops, clientv3.OpDelete(a.Key))
-	}
+	ops := deletes(sn.assignments[job.GetId()])
 	for wid, rep := range sn.reports[job.GetId()] {
 		// Keep a report whose worker still runs tasks for this job: it
 		// removes nothing we rely on and tells the worker's state.
@@ -471,6 +527,51 @@ func aggregate(rep *clusterv1.TaskReport) agg {
 	default:
 		return agg{}
 	}
+}
+
+// aggregateAll summarises the reports of every worker of an attempt (nil:
+// not reported yet): failed if any failed; finished, canceled or running
+// only when every one is.
+func aggregateAll(reps []*clusterv1.TaskReport) agg {
+	if len(reps) == 0 {
+		return agg{}
+	}
+	all := agg{finished: true, canceled: true, running: true}
+	for _, rep := range reps {
+		a := aggregate(rep)
+		if a.failed {
+			return agg{failed: true}
+		}
+		all.finished = all.finished && a.finished
+		all.canceled = all.canceled && (a.canceled || a.finished)
+		all.running = all.running && a.running
+	}
+	if all.finished {
+		all.canceled = false
+	}
+	return all
+}
+
+// failedReport returns the first report that failed.
+func failedReport(reps []*clusterv1.TaskReport) *clusterv1.TaskReport {
+	for _, rep := range reps {
+		if aggregate(rep).failed {
+			return rep
+		}
+	}
+	return nil
+}
+
+// tasksOfAll merges the tasks of several reports, sorted.
+func tasksOfAll(reps []*clusterv1.TaskReport) []*sabotv1.TaskStatus {
+	merged := &clusterv1.TaskReport{}
+	for _, rep := range reps {
+		merged.Tasks = append(merged.Tasks, rep.GetTasks()...)
+	}
+	if len(merged.Tasks) == 0 {
+		return nil
+	}
+	return tasksOf(merged)
 }
 
 func tasksOf(rep *clusterv1.TaskReport) []*sabotv1.TaskStatus {

@@ -87,7 +87,7 @@ func (s *Scheduler) leadOnce(ctx context.Context, first *bool) error {
 	// Fence: every write also requires our election key to be the one we
 	// created. A deposed leader's transactions fail.
 	fence := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
-	r := &reconciler{cfg: s.cfg, kv: s.cfg.Etcd, fence: fence}
+	r := &reconciler{cfg: s.cfg, kv: s.cfg.Etcd, fence: fence, as: newAutoscaler()}
 
 	leadCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -39,6 +39,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
+	// MetricsInterval is how often running tasks' metrics are written to
+	// their reports (what the autoscaler reads). Default 5s.
+	MetricsInterval time.Duration
+	// Listen is the host:port of the worker's HTTP/2 endpoint, through
+	// which other workers exchange data with its subtasks and coordinate
+	// checkpoints. Default "127.0.0.1:0" (a free loopback port).
+	Listen string
+	// Advertise is the base URL other workers dial (http://host:port);
+	// default http:// and the address Listen bound.
+	Advertise string
 }
 
 // Validate reports a missing or contradictory setting.
@@ -74,6 +84,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MetricsInterval == 0 {
+		c.MetricsInterval = 5 * time.Second
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:0"
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
@@ -60,6 +61,7 @@ type run struct {
 	attempt int64
 	cancel  context.CancelFunc
 	done    chan struct{}
+	metrics *runtime.Metrics
 	// unassigned is set under session.mu once the assignment is gone; the
 	// run is forgotten after its last report is written.
 	unassigned bool
@@ -123,7 +125,7 @@ func (s *session) apply(ctx context.Context, key, value []byte) {
 // conditioned on it, so an attempt that was replaced cannot commit.
 func (s *session) start(ctx context.Context, asg *clusterv1.Assignment, fence clientv3.Cmp) {
 	rctx, cancel := context.WithCancel(ctx)
-	r := &run{jobID: asg.GetJobId(), attempt: asg.GetAttempt(), cancel: cancel, done: make(chan struct{})}
+	r := &run{jobID: asg.GetJobId(), attempt: asg.GetAttempt(), cancel: cancel, done: make(chan struct{}), metrics: runtime.NewMetrics()}
 	r.mu.tasks = make(map[taskKey]sabotv1.TaskState, len(asg.GetSubtasks()))
 	for _, st := range asg.GetSubtasks() {
 		r.mu.tasks[taskKey{st.GetVertexId(), st.GetSubtask()}] = sabotv1.TaskState_TASK_STATE_DEPLOYING
@@ -164,7 +166,8 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 		return err
 	}
 	var control *runtime.Control
-	if cp != nil {
+	coordinates := asg.GetCoordinator() == "" || asg.GetCoordinator() == s.w.cfg.ID
+	if cp != nil && coordinates {
 		control = runtime.NewControl()
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -175,15 +178,20 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 		defer func() { stop(); <-done }()
 	}
 	return runtime.Run(ctx, runtime.Config{
-		Checkpoints: cp,
-		Control:     control,
-		StateDir:    s.w.cfg.StateDir,
-		JobID:       asg.GetJobId(),
-		Attempt:     asg.GetAttempt(),
-		Graph:       g,
-		Subtasks:    asg.GetSubtasks(),
-		Logger:      s.w.cfg.Logger.With("job", asg.GetJobId()),
-		PrintOut:    s.w.cfg.PrintOut,
+		Checkpoints:  cp,
+		Control:      control,
+		StateDir:     s.w.cfg.StateDir,
+		JobID:        asg.GetJobId(),
+		Attempt:      asg.GetAttempt(),
+		Graph:        g,
+		Subtasks:     asg.GetSubtasks(),
+		Placement:    asg.GetPlacement(),
+		Self:         s.w.cfg.ID,
+		Coordinator:  asg.GetCoordinator(),
+		Network:      s.w.srv.net,
+		Coordination: s.w.srv.coord,
+		Logger:       s.w.cfg.Logger.With("job", asg.GetJobId()),
+		PrintOut:     s.w.cfg.PrintOut,
 		OnTaskState: func(vertex string, subtask int32, state sabotv1.TaskState) {
 			r.set(taskKey{vertex, subtask}, state)
 			s.markDirty()
@@ -230,6 +238,11 @@ func (r *run) report(workerID string, now *timestamppb.Timestamp) *clusterv1.Tas
 	r.mu.reported = true
 	rep := &clusterv1.TaskReport{JobId: r.jobID, Attempt: r.attempt, WorkerId: workerID, Error: r.mu.err,
 		Unrecoverable: r.mu.unrecoverable, UpdatedAt: now}
+	select {
+	case <-r.done:
+	default:
+		rep.Metrics = r.metrics.Snapshot()
+	}
 	for k, st := range r.mu.tasks {
 		rep.Tasks = append(rep.Tasks, &sabotv1.TaskStatus{VertexId: k.vertex, Subtask: k.subtask, WorkerId: workerID, State: st})
 	}
@@ -246,11 +259,24 @@ func (s *session) markDirty() {
 // reportLoop writes the reports of runs whose state changed, latest state
 // wins: a burst of task transitions costs one write per job.
 func (s *session) reportLoop(ctx context.Context) {
+	tick := time.NewTicker(s.w.cfg.MetricsInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.dirty:
+		case <-tick.C:
+			// Running attempts report fresh metrics.
+			for _, r := range s.snapshotRuns() {
+				select {
+				case <-r.done:
+				default:
+					r.mu.Lock()
+					r.mu.reported = false
+					r.mu.Unlock()
+				}
+			}
 		}
 		if err := s.writeReports(ctx); err != nil && ctx.Err() == nil {
 			s.w.cfg.Logger.Warn("writing task reports failed; will retry", "err", err)

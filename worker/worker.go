@@ -19,8 +19,11 @@ import (
 type Worker struct {
 	cfg        Config
 	g          *group.Group
+	srv        *server
+	addr       string        // base URL of srv
 	registered chan struct{} // closed after the first registration
 	regOnce    sync.Once
+	closeOnce  sync.Once
 }
 
 // Start registers the worker and begins running what the scheduler assigns
@@ -31,7 +34,12 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	w := &Worker{cfg: cfg, g: group.New(context.WithoutCancel(ctx)), registered: make(chan struct{})}
+	srv, err := listen(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, g: group.New(context.WithoutCancel(ctx)), registered: make(chan struct{}), srv: srv, addr: srv.address(cfg.Advertise)}
+	go srv.serve() // owned by w: Close stops it and waits
 	w.g.Go("worker.sessions", w.sessionLoop, "worker", cfg.ID)
 	select {
 	case <-w.registered:
@@ -48,8 +56,14 @@ func (w *Worker) ID() string { return w.cfg.ID }
 // Close cancels every task, revokes the worker's lease and waits for all of
 // the worker's goroutines. It is idempotent.
 func (w *Worker) Close() {
-	w.g.Stop(errors.New("worker: closed"))
+	w.closeOnce.Do(func() {
+		w.g.Stop(errors.New("worker: closed"))
+		w.srv.close()
+	})
 }
+
+// Address is the base URL of the worker's exchange endpoint.
+func (w *Worker) Address() string { return w.addr }
 
 // sessionLoop runs sessions until the worker is closed: a session ends when
 // the lease is lost, and a new one registers again.
@@ -89,11 +103,11 @@ func (w *Worker) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: keep lease alive: %w", err)
 	}
-	reg := &clusterv1.Worker{Id: w.cfg.ID, Slots: int32(w.cfg.Slots), StartedAt: timestamppb.New(w.cfg.Now())}
+	reg := &clusterv1.Worker{Id: w.cfg.ID, Address: w.addr, Slots: int32(w.cfg.Slots), StartedAt: timestamppb.New(w.cfg.Now())}
 	if _, err := cli.Put(sctx, cluster.WorkerKey(w.cfg.ID), cluster.Marshal(reg), clientv3.WithLease(lease.ID)); err != nil {
 		return fmt.Errorf("worker: register: %w", err)
 	}
-	w.cfg.Logger.Info("worker registered", "worker", w.cfg.ID, "slots", w.cfg.Slots, "lease", fmt.Sprintf("%x", lease.ID))
+	w.cfg.Logger.Info("worker registered", "worker", w.cfg.ID, "address", w.addr, "slots", w.cfg.Slots, "lease", fmt.Sprintf("%x", lease.ID))
 	w.regOnce.Do(func() { close(w.registered) })
 
 	s := &session{w: w, lease: lease.ID, dirty: make(chan struct{}, 1)}

@@ -16,6 +16,7 @@ import (
 	"github.com/sabotdev/sabot/internal/cluster"
 	"github.com/sabotdev/sabot/internal/manifest"
 	"github.com/sabotdev/sabot/internal/platform"
+	"github.com/sabotdev/sabot/scheduler/autoscale"
 )
 
 // shutdownGrace bounds a clean shutdown after SIGINT/SIGTERM; the process
@@ -24,9 +25,11 @@ const shutdownGrace = 4 * time.Second
 
 func newDevCmd(g *globals) *cobra.Command {
 	var (
-		cfg      platform.Config
-		demo     bool
-		logLevel string
+		cfg        platform.Config
+		demo       bool
+		logLevel   string
+		autoscaled bool
+		maxWorkers int
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -43,6 +46,11 @@ func newDevCmd(g *globals) *cobra.Command {
 			cfg.Addr = strings.TrimPrefix(strings.TrimPrefix(g.addr, "http://"), "https://")
 			cfg.Logger = log
 			cfg.PrintOut = cmd.OutOrStdout()
+			if autoscaled {
+				cfg.Provisioner = func(etcd []string, blobURL string) (autoscale.Provisioner, error) {
+					return localWorkers(etcd, blobURL, cfg.Slots, 0, maxWorkers, cmd.ErrOrStderr(), log)
+				}
+			}
 			ctx := cmd.Context()
 			p, err := platform.Start(ctx, cfg)
 			if err != nil {
@@ -74,6 +82,8 @@ func newDevCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.EtcdAddr, "etcd-addr", "127.0.0.1:0", "embedded etcd's client address")
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd", nil, "use this etcd cluster instead of an embedded one")
 	f.BoolVar(&demo, "demo", false, "deploy the bundled demo job")
+	f.BoolVar(&autoscaled, "autoscale", false, "let the scheduler start and stop worker child processes (up to --max-workers, on top of --workers) for autoscaled jobs")
+	f.IntVar(&maxWorkers, "max-workers", 8, "with --autoscale: most worker processes it starts")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

@@ -219,31 +219,8 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 	}
 	id := dep.Msg.GetJob().GetId()
 
-	// Input flows throughout: batches of records over the keys, with a
-	// per-key sequence number, round robin over the 4 partitions.
-	produced := map[string]int64{}
-	prodCtx, stopProducing := context.WithCancel(context.Background())
-	var prodWG sync.WaitGroup
-	prodWG.Add(1)
-	go func() {
-		defer prodWG.Done()
-		cl := kafka.Client(t, kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-		rng := rand.New(rand.NewPCG(1, 2))
-		for prodCtx.Err() == nil {
-			var recs []*kgo.Record
-			for range 50 {
-				k := "k" + strconv.Itoa(rng.IntN(keys))
-				produced[k]++
-				recs = append(recs, &kgo.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"key":%q,"seq":%d}`, k, produced[k])})
-			}
-			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-				t.Errorf("produce: %v", err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	defer stopProducing()
+	prod := startProducer(t, kafka, keys)
+	defer prod.stop()
 
 	job := waitFor(t, client, id, sabotv1.JobState_JOB_STATE_RUNNING, 1)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -270,14 +247,68 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 	slices.Sort(recoveries)
 	t.Logf("kill to running again (lease TTL 2 s, restart delay 100 ms, restore): median %s, max %s",
 		recoveries[len(recoveries)/2].Round(time.Millisecond), recoveries[len(recoveries)-1].Round(time.Millisecond))
-	stopProducing()
-	prodWG.Wait()
+	produced := prod.stop()
+	checkCountOutput(t, kafka, produced, setup.exactlyOnce, fmt.Sprintf("%d kills", kills))
+	if _, err := client.CancelJob(context.Background(), connect.NewRequest(&sabotv1.CancelJobRequest{JobId: id})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, id, sabotv1.JobState_JOB_STATE_CANCELED, 0)
+	checkNoGarbage(t, etcd.Client, store, id)
+}
+
+// producer writes records to topic "in" until stopped: batches of 50 over
+// the keys, each with a per-key sequence number, round robin over the
+// partitions, every 20 ms.
+type producer struct {
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	produced map[string]int64 // written by the producer goroutine until stop
+}
+
+func startProducer(t *testing.T, kafka *testkit.Kafka, keys int) *producer {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &producer{cancel: cancel, produced: map[string]int64{}}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		cl := kafka.Client(t, kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		rng := rand.New(rand.NewPCG(1, 2))
+		for ctx.Err() == nil {
+			var recs []*kgo.Record
+			for range 50 {
+				k := "k" + strconv.Itoa(rng.IntN(keys))
+				p.produced[k]++
+				recs = append(recs, &kgo.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"key":%q,"seq":%d}`, k, p.produced[k])})
+			}
+			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// stop stops producing and returns the inputs per key.
+func (p *producer) stop() map[string]int64 {
+	p.cancel()
+	p.wg.Wait()
+	return p.produced
+}
+
+// checkCountOutput reads topic "out" (read_committed) until every key's
+// running count reached its number of inputs, then checks that every
+// count 1..n appears: exactly once when exactlyOnce, at least once
+// otherwise (and then that duplicates did occur). what describes the run
+// for the log line.
+func checkCountOutput(t *testing.T, kafka *testkit.Kafka, produced map[string]int64, exactlyOnce bool, what string) {
+	t.Helper()
 	total := int64(0)
 	for _, n := range produced {
 		total += n
 	}
-
-	// Read the committed output until every key reached its count.
 	counts := map[string][]int64{}
 	got := 0
 	cons := kafka.Client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -308,7 +339,7 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 			switch {
 			case c < 1:
 				t.Errorf("key %s: count %d", k, c)
-			case c > n && setup.exactlyOnce:
+			case c > n && exactlyOnce:
 				t.Errorf("key %s: count %d above its %d inputs", k, c, n)
 			case c > n:
 				// At least once: replayed inputs may count twice in state.
@@ -329,21 +360,16 @@ func runCrashTest(t *testing.T, setup crashSetup) {
 			}
 		}
 	}
-	t.Logf("%d inputs over %d keys, %d kills, %d output records, %d duplicates, %d missing, %d counts above the inputs", total, len(produced), kills, got, dups, missing, overcounted)
+	t.Logf("%d inputs over %d keys, %s, %d output records, %d duplicates, %d missing, %d counts above the inputs", total, len(produced), what, got, dups, missing, overcounted)
 	if missing > 0 {
 		t.Fatalf("%d outputs missing", missing)
 	}
-	if setup.exactlyOnce && dups > 0 {
+	if exactlyOnce && dups > 0 {
 		t.Fatalf("%d duplicated outputs under exactly-once", dups)
 	}
-	if !setup.exactlyOnce && dups+overcounted == 0 {
-		t.Errorf("at-least-once run produced no duplicates across %d kills: the modes do not differ", kills)
+	if !exactlyOnce && dups+overcounted == 0 {
+		t.Errorf("at-least-once run produced no duplicates (%s): the modes do not differ", what)
 	}
-	if _, err := client.CancelJob(context.Background(), connect.NewRequest(&sabotv1.CancelJobRequest{JobId: id})); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, client, id, sabotv1.JobState_JOB_STATE_CANCELED, 0)
-	checkNoGarbage(t, etcd.Client, store, id)
 }
 
 // checkNoGarbage lists the job's objects in the blob store once it is

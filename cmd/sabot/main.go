@@ -1,5 +1,5 @@
 // Command sabot is Sabot's one binary: the CLI (deploy, jobs, cancel,
-// savepoint, stop, checkpoints), the all-in-one development platform (dev), and each
+// savepoint, stop, checkpoints, rescale, workers, autoscaler), the all-in-one development platform (dev), and each
 // production role (gateway, scheduler, worker). It only maps flags to the
 // services' configs; the services live in their own packages.
 package main
@@ -79,6 +79,9 @@ func newRoot() *cobra.Command {
 		newSavepointCmd(g),
 		newStopCmd(g),
 		newCheckpointsCmd(g),
+		newRescaleCmd(g),
+		newWorkersCmd(g),
+		newAutoscalerCmd(g),
 		newGatewayCmd(g),
 		newSchedulerCmd(),
 		newWorkerCmd(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/etcdserver"
 	"github.com/sabotdev/sabot/scheduler"
+	"github.com/sabotdev/sabot/scheduler/autoscale"
 	"github.com/sabotdev/sabot/worker"
 )
 
@@ -128,22 +130,49 @@ func closeBlob(store blob.Store) {
 }
 
 func newSchedulerCmd() *cobra.Command {
-	var rf roleFlags
+	var (
+		rf       roleFlags
+		id       string
+		leaseTTL time.Duration
+		pf       provisionFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "scheduler",
 		Short: "Run a scheduler (one is elected leader) against an etcd cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return rf.run(cmd, func(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (func(context.Context) error, error) {
-				s, err := scheduler.Start(ctx, scheduler.Config{Etcd: cli, Logger: log})
+				prov, err := pf.provisioner(ctx, rf.etcd, log)
 				if err != nil {
 					return nil, err
 				}
-				return func(context.Context) error { s.Close(); return nil }, nil
+				closeProv := func() error {
+					if c, ok := prov.(interface{ Close() error }); ok {
+						return c.Close()
+					}
+					return nil
+				}
+				s, err := scheduler.Start(ctx, scheduler.Config{Etcd: cli, Logger: log, ID: id, LeaseTTL: leaseTTL,
+					Provisioner: prov, SlotsPerWorker: pf.slots})
+				if err != nil {
+					_ = closeProv()
+					return nil, err
+				}
+				return func(context.Context) error { s.Close(); return closeProv() }, nil
 			})
 		},
 	}
 	rf.register(cmd)
+	cmd.Flags().StringVar(&id, "id", "", "scheduler id in the leader election (default: a random id)")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "leader lease: how long a dead leader keeps the role before a standby takes over (default 5s)")
+	cmd.Flags().StringVar(&pf.kind, "provisioner", "", "who adds and removes workers for the autoscaler: local (worker child processes of this binary), ecs (an ECS service's desired count) or none")
+	cmd.Flags().IntVar(&pf.slots, "worker-slots", 4, "slots of each provisioned worker (what the worker count is computed from)")
+	cmd.Flags().IntVar(&pf.minWorkers, "min-workers", 0, "fewest provisioned workers")
+	cmd.Flags().IntVar(&pf.maxWorkers, "max-workers", 8, "most provisioned workers")
+	cmd.Flags().StringVar(&pf.blobURL, "worker-blob-store", "", "local provisioner: the workers' --blob-store")
+	cmd.Flags().StringVar(&pf.ecsCluster, "ecs-cluster", "", "ecs provisioner: cluster name (default: the default cluster)")
+	cmd.Flags().StringVar(&pf.ecsService, "ecs-service", "", "ecs provisioner: the workers' service")
+	cmd.Flags().StringVar(&pf.ecsRegion, "ecs-region", "", "ecs provisioner: AWS region (default AWS_REGION)")
 	return cmd
 }
 
@@ -155,6 +184,9 @@ func newWorkerCmd() *cobra.Command {
 		blobURL  string
 		stateDir string
 		leaseTTL time.Duration
+		listen   string
+		adv      string
+		metrics  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -169,8 +201,11 @@ func newWorkerCmd() *cobra.Command {
 						return nil, fmt.Errorf("--blob-store: %w", err)
 					}
 				}
+				if id == "" {
+					id = os.Getenv(autoscale.WorkerIDEnv) // set by the local provisioner
+				}
 				w, err := worker.Start(ctx, worker.Config{Etcd: cli, ID: id, Slots: slots, Logger: log, PrintOut: cmd.OutOrStdout(),
-					Blob: store, StateDir: stateDir, LeaseTTL: leaseTTL})
+					Blob: store, StateDir: stateDir, LeaseTTL: leaseTTL, Listen: listen, Advertise: adv, MetricsInterval: metrics})
 				if err != nil {
 					if store != nil {
 						_ = store.Close()
@@ -193,6 +228,9 @@ func newWorkerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory for pebble state (default: a temporary directory per job attempt)")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "how long the worker stays registered after it stops renewing (crash detection time; default 5s)")
 	cmd.Flags().StringVar(&id, "id", "", "worker id (default: a new random id per start; reuse one only for a worker that really is the same)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "host:port of the worker's data exchange endpoint (HTTP/2); other workers connect to it")
+	cmd.Flags().StringVar(&adv, "advertise", "", "base URL other workers dial, http://host:port (default: the address --listen bound)")
+	cmd.Flags().DurationVar(&metrics, "metrics-interval", 0, "how often running tasks' metrics are reported for the autoscaler (default 5s)")
 	return cmd
 }
 

@@ -18,7 +18,7 @@ import (
 // be silently ignored and the job would run with a default nobody chose.
 // (Functions rather than package variables, so nothing can modify them.)
 func jobKeys() []string {
-	return []string{"name", "parallelism", "max_parallelism", "state_backend", "checkpointing", "restart_strategy", "labels", "steps"}
+	return []string{"name", "parallelism", "max_parallelism", "state_backend", "checkpointing", "restart_strategy", "autoscaler", "labels", "steps"}
 }
 
 func stepKeys() []string {
@@ -394,6 +394,8 @@ func (d *decoder) job(root ast.Node) *sabotv1.JobSpec {
 			spec.Checkpointing = d.checkpointing(e)
 		case "restart_strategy":
 			spec.RestartStrategy = d.restartStrategy(e)
+		case "autoscaler":
+			spec.Autoscaler = d.autoscaler(e)
 		case "steps":
 			d.stepList(e)
 		}
@@ -406,6 +408,7 @@ func (d *decoder) job(root ast.Node) *sabotv1.JobSpec {
 			d.errorf(rootPos, "", "missing required key %q", k)
 		}
 	}
+	d.checkAutoscaler(spec)
 	d.connect(spec.Graph)
 	for _, s := range d.steps {
 		spec.Graph.Vertices = append(spec.Graph.Vertices, s.vertex)

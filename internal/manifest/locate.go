@@ -159,7 +159,7 @@ func (d *decoder) manifestPath(el []elem) (path string, isExpr bool) {
 			return childPath("labels", el[0].key), false
 		}
 		return "labels", false
-	case "checkpointing", "restart_strategy":
+	case "checkpointing", "restart_strategy", "autoscaler":
 		// Written key for key as the proto nests them.
 		path := ""
 		for _, e := range el {

@@ -205,7 +205,7 @@ steps:
 	}, {
 		name: "unknown top-level key without a near miss",
 		src:  "name: ok\nsavepoints: hourly\n" + seqPrint[len("name: ok\n"):],
-		want: `job.yaml:2:1: savepoints: unknown key (allowed: name, parallelism, max_parallelism, state_backend, checkpointing, restart_strategy, labels, steps)`,
+		want: `job.yaml:2:1: savepoints: unknown key (allowed: name, parallelism, max_parallelism, state_backend, checkpointing, restart_strategy, autoscaler, labels, steps)`,
 	}, {
 		name: "negative parallelism",
 		src: `name: ok

@@ -35,6 +35,7 @@ import (
 	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/etcdserver"
 	"github.com/sabotdev/sabot/scheduler"
+	"github.com/sabotdev/sabot/scheduler/autoscale"
 	"github.com/sabotdev/sabot/worker"
 )
 
@@ -63,6 +64,12 @@ type Config struct {
 	PrintOut io.Writer
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// Provisioner, if set, makes the scheduler's worker provisioner once
+	// etcd runs (sabot dev --autoscale: worker child processes), given
+	// etcd's endpoints and the blob store's URL; its workers come on top of
+	// the in-process ones. Closed with the platform when it has a Close
+	// method.
+	Provisioner func(etcd []string, blobURL string) (autoscale.Provisioner, error)
 }
 
 // Validate reports a contradictory setting.
@@ -113,6 +120,7 @@ type Platform struct {
 	sched     *scheduler.Scheduler
 	workers   []*worker.Worker
 	kafka     *kfake.Cluster
+	prov      autoscale.Provisioner
 	blobDir   string
 	blob      *blob.FileStore
 }
@@ -205,7 +213,13 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		p.workers = append(p.workers, w)
 	}
 
-	p.sched, err = scheduler.Start(ctx, scheduler.Config{Etcd: p.cli, LeaseTTL: cfg.LeaseTTL, Logger: log})
+	if cfg.Provisioner != nil {
+		if p.prov, err = cfg.Provisioner(p.endpoints, p.BlobURL()); err != nil {
+			return nil, fmt.Errorf("platform: provisioner: %w", err)
+		}
+	}
+	p.sched, err = scheduler.Start(ctx, scheduler.Config{Etcd: p.cli, LeaseTTL: cfg.LeaseTTL, Logger: log,
+		Provisioner: p.prov, SlotsPerWorker: cfg.Slots, StaticWorkers: cfg.Workers})
 	if err != nil {
 		return nil, fmt.Errorf("platform: scheduler: %w", err)
 	}
@@ -269,6 +283,11 @@ func (p *Platform) Close(ctx context.Context) error {
 	var errs []error
 	if p.sched != nil {
 		p.sched.Close()
+	}
+	if c, ok := p.prov.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, w := range p.workers {
 		w.Close()

@@ -216,8 +216,9 @@ type coordinator struct {
 	gcShared  bool // shared files may be unreferenced: collect when idle
 	control   *Control
 	// stop is called once a stop-with-savepoint completed: it ends the
-	// attempt.
-	stop func()
+	// attempt. stopping, called first, marks it as ending (task failures
+	// from then on are teardown, not failures).
+	stop, stopping func()
 
 	// A distributed attempt's other shares (nil otherwise): the
 	// coordinator triggers their sources and tells them about completed
@@ -451,7 +452,7 @@ func (c *coordinator) ref() *clusterv1.AttemptRef {
 
 // notifyComplete tells the listeners here, then the other shares, that
 // checkpoint id completed: sinks commit.
-func (c *coordinator) notifyComplete(ctx context.Context, id int64) error {
+func (c *coordinator) notifyComplete(ctx context.Context, id int64, stopping bool) error {
 	for _, l := range c.listeners {
 		if err := l.checkpointComplete(ctx, id); err != nil {
 			return fmt.Errorf("checkpoint %d completed, but a sink could not commit its output: %w", id, err)
@@ -462,7 +463,7 @@ func (c *coordinator) notifyComplete(ctx context.Context, id int64) error {
 			continue // every subtask there finished (and committed at its end)
 		}
 		cl := c.co.peer(r.addr)
-		req := &clusterv1.CompleteRequest{Attempt: c.ref(), CheckpointId: id}
+		req := &clusterv1.CompleteRequest{Attempt: c.ref(), CheckpointId: id, Stopping: stopping}
 		err := retryCall(ctx, func(ctx context.Context) error { _, err := cl.Complete(ctx, connect.NewRequest(req)); return err })
 		if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 			// The share is gone: finished, or failed — then the restart
@@ -600,7 +601,8 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 	if len(dropped) > 0 {
 		c.gcShared = true
 	}
-	if err := c.notifyComplete(ctx, p.id); err != nil {
+	stopping := p.sp != nil && p.sp.stop
+	if err := c.notifyComplete(ctx, p.id, stopping); err != nil {
 		if p.sp != nil {
 			// The savepoint is the job's recovery point (the restart
 			// commits its transactions) but not done: say so.
@@ -610,6 +612,11 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 		return err
 	}
 	if p.sp != nil {
+		if p.sp.stop && c.stop != nil {
+			// Every sink committed: from here on, a task failing is the
+			// teardown (shares stop one after the other).
+			c.stopping()
+		}
 		p.sp.done <- savepointResult{location: key}
 		if p.sp.stop && c.stop != nil {
 			c.stopRemote(ctx)

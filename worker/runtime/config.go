@@ -109,6 +109,8 @@ type Config struct {
 	Checkpoints *CheckpointOptions
 	// Control, if set with Checkpoints, takes savepoint requests.
 	Control *Control
+	// Metrics, if set, collects the tasks' counters (for the autoscaler).
+	Metrics *Metrics
 
 	// operatorHook, if set and returning non-nil, replaces a vertex's
 	// operator: in-package tests and benchmarks use it for sinks the

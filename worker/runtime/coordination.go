@@ -75,6 +75,7 @@ type share struct {
 	sources   []*task
 	listeners []completeListener
 	stop      func()
+	stopping  func() // marks the attempt as stopping (no cancel)
 	fail      func(error)
 
 	mu struct {
@@ -219,6 +220,9 @@ func (s coordinationServer) Complete(ctx context.Context, req *connect.Request[c
 			sh.fail(err)
 			return nil, connect.NewError(connect.CodeInternal, err)
 		}
+	}
+	if req.Msg.GetStopping() {
+		sh.stopping()
 	}
 	return connect.NewResponse(&clusterv1.CompleteResponse{}), nil
 }

@@ -18,8 +18,12 @@ type distribution struct {
 }
 
 func newDistribution(cfg Config) *distribution {
-	if len(cfg.Placement) == 0 {
-		return nil
+	remote := false
+	for _, p := range cfg.Placement {
+		remote = remote || p.GetWorkerId() != cfg.Self
+	}
+	if !remote {
+		return nil // all here: the in-process exchange and coordinator
 	}
 	d := &distribution{cfg: cfg, where: make(map[subtaskKey]*clusterv1.Placement, len(cfg.Placement)),
 		coord: cfg.Coordinator, byAddr: map[string]*remoteShare{}}
@@ -64,9 +68,9 @@ func (d *distribution) coordinates() bool { return d.coord == d.cfg.Self }
 // join registers this share of the attempt for coordination calls and, on
 // a share without the coordinator, starts the goroutine that forwards its
 // acknowledgements to the coordinator. The returned function unregisters.
-func (d *distribution) join(grp *taskGroup, coord *coordinator, cp *checkpointing, set checkpointSettings, tasks []*task, stop func()) (func(), error) {
+func (d *distribution) join(grp *taskGroup, coord *coordinator, cp *checkpointing, set checkpointSettings, tasks []*task, stop, stopping func()) (func(), error) {
 	id := attemptID{d.cfg.JobID, d.cfg.Attempt}
-	sh := &share{coord: coord, sources: sourcesOf(tasks), listeners: listenersOf(tasks), stop: stop, fail: grp.fail}
+	sh := &share{coord: coord, sources: sourcesOf(tasks), listeners: listenersOf(tasks), stop: stop, stopping: stopping, fail: grp.fail}
 	if coord != nil {
 		coord.co = d.cfg.Coordination
 		for _, addr := range d.addrs() {
@@ -103,4 +107,11 @@ func (d *distribution) addrs() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// exchange implements Networker.
+func (n *Network) exchange(g *jobgraph.Graph, capacity int, jobID string, attempt int64,
+	local func(vertexID string, subtask int) bool, addr func(vertexID string, subtask int) string,
+) distExchange {
+	return n.newNetExchange(g, capacity, jobID, attempt, local, addr)
 }

@@ -220,4 +220,26 @@
 // Arrow IPC, credit-based flow control; Config.Subtasks may then be a
 // part of the graph — today Run returns ErrRemoteExchange); the
 // coordinator moves to the scheduler when jobs span workers.
+//
+// # Network exchange
+//
+// When an attempt's subtasks are spread over workers, each worker's share
+// uses a netExchange (netexchange.go) from the process's Network, whose
+// Handler the worker mounts on its h2c server. Gates exist for the
+// receiving subtasks that run here; a channel whose sender runs elsewhere
+// is a remote channel of the same localGate, so alignment, Buffered and
+// unaligned checkpoints treat it like any other. A sender to a local
+// subtask is the in-process localSender; a sender to a remote one opens,
+// on its first Send, one HTTP/2 stream to the receiving worker — all
+// streams to a peer share one connection — and writes the channel's
+// elements as frames: Arrow IPC messages (the schema once per stream)
+// with the batch's origin, and in-band control frames (watermark,
+// watermark status, barrier with savepoint name and unaligned flag, end
+// of input). Flow control is per channel and credit-based: the receiver
+// grants the gate's per-channel capacity and returns a credit whenever
+// the gate hands an element of the channel out, so no queue grows on
+// either side; unaligned barriers go without a credit into the priority
+// lane, numbered as the local exchange numbers them. A stream that breaks
+// before end of input fails both the sender's Send and the receiver's
+// Recv with an error naming job, attempt, both subtasks and the peer.
 package runtime

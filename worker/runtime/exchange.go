@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"sync"
 
 	"github.com/sabotdev/sabot/internal/jobgraph"
 )
@@ -35,7 +36,7 @@ type Sender interface {
 
 // Exchange provides the channels of one job attempt's non-chained edges.
 // The local implementation hands batches over Go channels; the network
-// implementation (next milestone) will serialize them as Arrow IPC with
+// implementation (netexchange.go) serializes them as Arrow IPC with
 // credit-based flow control, behind the same two methods.
 type Exchange interface {
 	Gate(v *jobgraph.Vertex, subtask int) Gate
@@ -79,6 +80,13 @@ type blocker interface {
 // then wait in the channel's stash, not in the shared queue, so the other
 // channels keep flowing). The shared queue holds QueueCapacity elements
 // per receiving subtask, however many senders there are.
+//
+// A gate of the network exchange also has remote channels (enableRemote):
+// their elements are put by the stream reading them off the network
+// (putRemote, putPriority) into a queue of their own, sized so that a put
+// never blocks while senders honour their credits, and handing one out
+// returns the credit through the channel's hook instead of the credits
+// channel. A broken stream fails the gate: Recv returns its error.
 type localGate struct {
 	ch       chan envelope
 	channels int
@@ -89,6 +97,13 @@ type localGate struct {
 	arrivals uint64        // stashed elements so far: their arrival order
 	prio     chan envelope // priority elements, ahead of everything
 	sent     []uint64      // per channel: elements sent; each index is written by its one sender only
+
+	// Remote channels (network exchange); all nil for a local gate.
+	remote   chan envelope // elements of every remote channel, in arrival order
+	returns  []func()      // per channel: returns a credit to a remote sender; nil for a local channel
+	failed   chan struct{} // closed by fail
+	failErr  error         // set before failed is closed
+	failOnce sync.Once
 }
 
 func newLocalGate(channels, capacity int) *localGate {
@@ -102,6 +117,62 @@ func newLocalGate(channels, capacity int) *localGate {
 }
 
 func (g *localGate) NumChannels() int { return g.channels }
+
+// enableRemote makes the channels with a non-nil entry in returns remote:
+// their elements arrive through putRemote, and handing one out calls the
+// channel's entry to return its credit. capacity is the credits of each
+// channel, which bounds what the remote queue must hold. Called before any
+// element moves.
+func (g *localGate) enableRemote(returns []func(), capacity int) {
+	n := 0
+	for _, r := range returns {
+		if r != nil {
+			n++
+		}
+	}
+	g.returns = returns
+	g.remote = make(chan envelope, n*capacity)
+	g.failed = make(chan struct{})
+}
+
+// putRemote hands an element received on remote channel c to the gate
+// without blocking. The sender took a credit for it, so there is room; it
+// reports false if there is not (the sender broke the protocol).
+func (g *localGate) putRemote(c int, el Element) bool {
+	g.sent[c]++
+	el.seq = g.sent[c]
+	select {
+	case g.remote <- envelope{channel: c, el: el}:
+		return true
+	default:
+		return false
+	}
+}
+
+// putPriority hands a priority element received on remote channel c to the
+// gate, ahead of everything buffered. It carries the sequence number of
+// the last element sent before it; every element up to that one is already
+// in the gate (a channel's stream is in order). It reports false, having
+// released the element, if done ends first.
+func (g *localGate) putPriority(done <-chan struct{}, c int, el Element) bool {
+	el.seq = g.sent[c]
+	select {
+	case g.prio <- envelope{channel: c, el: el}:
+		return true
+	case <-done:
+		el.release()
+		return false
+	}
+}
+
+// fail makes Recv return err from now on (the first error wins): a remote
+// channel's stream broke, so the input is incomplete.
+func (g *localGate) fail(err error) {
+	g.failOnce.Do(func() {
+		g.failErr = err
+		close(g.failed)
+	})
+}
 
 // Block holds back channel c's elements until UnblockAll.
 func (g *localGate) Block(c int) {
@@ -150,13 +221,22 @@ func (g *localGate) Recv(ctx context.Context) (int, Element, error) {
 			}
 			g.credit(env.channel)
 			return env.channel, env.el, nil
+		case env := <-g.remote: // nil for a local gate
+			if g.blocked != nil && g.blocked[env.channel] {
+				g.stashEnv(env)
+				continue
+			}
+			g.credit(env.channel)
+			return env.channel, env.el, nil
+		case <-g.failed: // nil for a local gate
+			return 0, Element{}, g.failErr
 		case <-ctx.Done():
 			return 0, Element{}, ctx.Err()
 		}
 	}
 }
 
-// Buffered implements overtaker: the queue is moved into the per-channel
+// Buffered implements overtaker: the queues are moved into the per-channel
 // stashes (which Recv serves first, so per-channel order holds), and
 // channel c's stash is visited.
 func (g *localGate) Buffered(c int, fn func(el Element)) {
@@ -166,6 +246,8 @@ func (g *localGate) Buffered(c int, fn func(el Element)) {
 	for moved := true; moved; {
 		select {
 		case env := <-g.ch:
+			g.stashEnv(env)
+		case env := <-g.remote:
 			g.stashEnv(env)
 		default:
 			moved = false
@@ -184,6 +266,10 @@ func (g *localGate) stashEnv(env envelope) {
 
 // credit returns one credit of channel c to its sender.
 func (g *localGate) credit(c int) {
+	if g.returns != nil && g.returns[c] != nil {
+		g.returns[c]()
+		return
+	}
 	if g.credits != nil {
 		<-g.credits[c]
 	}
@@ -202,6 +288,8 @@ func (g *localGate) drain() {
 	for {
 		select {
 		case env := <-g.ch:
+			env.el.release()
+		case env := <-g.remote:
 			env.el.release()
 		case env := <-g.prio:
 			env.el.release()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -82,14 +83,33 @@ func setKey(ctx *ProcessContext, out *Collector, col int, asInt bool) {
 // countPerKey is the built-in "count-per-key": for every element it emits
 // the key and the number of elements of that key so far. Output columns:
 // key (string, or int64 for a single integer key column) and count
-// (int64); other declared columns are null.
+// (int64); other declared columns are null. Config cost_us makes each
+// element cost that many microseconds of CPU (a busy loop): load tests and
+// autoscaling demos use it to give a subtask a known capacity.
 type countPerKey struct {
 	count            *state.ValueState[int64]
 	keyCol, countCol int
 	keyInt           bool
+	cost             time.Duration
 }
 
-func newCountPerKey(map[string]string) (ProcessFunction, error) { return &countPerKey{}, nil }
+func newCountPerKey(cfg map[string]string) (ProcessFunction, error) {
+	f := &countPerKey{}
+	if v, ok := cfg["cost_us"]; ok {
+		us, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || us < 0 || us > 1_000_000 {
+			return nil, fmt.Errorf("count-per-key: config cost_us %q: want microseconds, 0 to 1000000", v)
+		}
+		f.cost = time.Duration(us) * time.Microsecond
+	}
+	return f, nil
+}
+
+// spin keeps the CPU busy for d.
+func spin(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
 
 func (f *countPerKey) Open(ctx *ProcessContext) error {
 	var err error
@@ -104,6 +124,9 @@ func (f *countPerKey) Open(ctx *ProcessContext) error {
 }
 
 func (f *countPerKey) ProcessElement(ctx *ProcessContext, _ Row, out *Collector) error {
+	if f.cost > 0 {
+		spin(f.cost)
+	}
 	n, _, err := f.count.Value()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -47,6 +48,7 @@ type kafkaSource struct {
 	batchSize   int
 
 	src      *kafka.Source
+	live     atomic.Pointer[kafka.Source]     // src once open, for lag from other goroutines
 	noSplits bool                             // src was assigned no partition
 	wms      *splitWatermarks                 // nil: no watermarks
 	splits   map[kafka.Split]*eventtime.Split // with wms: every split of src
@@ -122,6 +124,7 @@ func (s *kafkaSource) Open(ctx context.Context) error {
 		return fmt.Errorf("kafka source: %w", err)
 	}
 	s.src = src
+	s.live.Store(src)
 	splits := src.Splits()
 	s.noSplits = len(splits) == 0
 	if s.wms == nil {
@@ -364,4 +367,14 @@ func (s *kafkaSink) Close() error {
 	err := s.sink.Close()
 	s.sink = nil
 	return err
+}
+
+// lag is the records waiting in the source's partitions (Metrics); -1
+// when not known yet.
+func (s *kafkaSource) lag() int64 {
+	src := s.live.Load()
+	if src == nil {
+		return -1
+	}
+	return src.Lag()
 }

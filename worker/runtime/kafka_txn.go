@@ -33,7 +33,9 @@ type kafkaTxnSink struct {
 	jobID    string
 	// restoreJob is the job whose checkpoint or savepoint is restored.
 	restoreJob string
-	logger     *slog.Logger
+	// fromSavepoint: the restored state is a savepoint's.
+	fromSavepoint bool
+	logger        *slog.Logger
 }
 
 func newKafkaTxnSink(spec *sabotv1.KafkaSink, base kafka.SinkConfig, v *jobgraph.Vertex, info TaskInfo, e *env) (*kafkaTxnSink, error) {
@@ -52,7 +54,8 @@ func newKafkaTxnSink(spec *sabotv1.KafkaSink, base kafka.SinkConfig, v *jobgraph
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &kafkaTxnSink{cfg: cfg, subtask: info.Subtask, p: info.Parallelism, jobID: info.JobID, restoreJob: e.cp.restoreJob, logger: base.Logger}, nil
+	return &kafkaTxnSink{cfg: cfg, subtask: info.Subtask, p: info.Parallelism, jobID: info.JobID, restoreJob: e.cp.restoreJob,
+		fromSavepoint: e.cp.restoreSavepoint, logger: base.Logger}, nil
 }
 
 // restoreState takes the pending transactions of the same subtask. The
@@ -66,6 +69,14 @@ func (s *kafkaTxnSink) restoreState(_ context.Context, snaps []*clusterv1.Operat
 		return nil
 	}
 	for _, sn := range snaps {
+		if int(sn.GetParallelism()) != s.p && s.fromSavepoint {
+			// A rescale (stop with savepoint, restart at another
+			// parallelism): the savepoint's transactions were committed
+			// before its attempt ended. Fresh transactions; recovery
+			// still fences and aborts whatever this subtask's ids left.
+			s.logger.Info("kafka sink: savepoint taken at another parallelism; starting fresh transactions", "from", sn.GetParallelism(), "to", s.p)
+			return nil
+		}
 		if int(sn.GetParallelism()) != s.p && len(sn.GetOperatorState()) > 0 {
 			return fmt.Errorf("kafka sink: exactly-once state was taken at parallelism %d; its transactions restore at that parallelism only (restore from a savepoint of a stopped job to change it)", sn.GetParallelism())
 		}

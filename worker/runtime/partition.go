@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -31,7 +32,9 @@ import (
 //     a new batch of its rows (arrow take).
 type edgeWriter struct {
 	// origin is the owning task's current batch origin (task.origin).
-	origin  *int64
+	origin *int64
+	// tm counts rows sent and time blocked for the owning task.
+	tm      *taskMetrics
 	edge    *jobgraph.Edge
 	senders []Sender // by receiving subtask
 	self    int
@@ -54,7 +57,19 @@ func newEdgeWriter(e *jobgraph.Edge, x Exchange, self int, maxP int, mem memory.
 // sendBatch gives receiver to its own reference to rec.
 func (w *edgeWriter) sendBatch(ctx context.Context, to int, rec arrow.RecordBatch) error {
 	rec.Retain()
-	return w.senders[to].Send(ctx, w.element(rec))
+	return w.send(ctx, to, w.element(rec))
+}
+
+// send hands el to receiver to; the time it blocks (a full receiver) is
+// the task's backpressured time.
+func (w *edgeWriter) send(ctx context.Context, to int, el Element) error {
+	if w.tm == nil {
+		return w.senders[to].Send(ctx, el)
+	}
+	start := time.Now()
+	err := w.senders[to].Send(ctx, el)
+	w.tm.bp.Add(int64(time.Since(start)))
+	return err
 }
 
 // element wraps rec with the owning task's current batch origin (none when
@@ -70,6 +85,9 @@ func (w *edgeWriter) element(rec arrow.RecordBatch) Element {
 func (w *edgeWriter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
+	}
+	if w.tm != nil {
+		w.tm.out.Add(rec.NumRows())
 	}
 	switch w.edge.Partitioning {
 	case sabotv1.Partitioning_PARTITIONING_FORWARD:
@@ -166,7 +184,7 @@ func (h *hashSplitter) split(ctx context.Context, rec arrow.RecordBatch, w *edge
 		if err != nil {
 			return err
 		}
-		if err := w.senders[t].Send(ctx, w.element(part)); err != nil {
+		if err := w.send(ctx, t, w.element(part)); err != nil {
 			return err
 		}
 	}

@@ -134,15 +134,16 @@ func Run(ctx context.Context, cfg Config) error {
 		stopCheckpoints func()
 		stopped         atomic.Bool // by a completed stop-with-savepoint
 	)
-	stop := func() { stopped.Store(true); grp.cancel() }
+	stopping := func() { stopped.Store(true) }
+	stop := func() { stopping(); grp.cancel() }
 	if e.cp != nil {
 		if d == nil || d.coordinates() {
 			coord = newCoordinator(cfg, set, tasks)
-			coord.stop = stop
+			coord.stop, coord.stopping = stop, stopping
 			e.cp.acks, e.cp.finished = coord.acks, coord.finished
 		}
 		if d != nil {
-			unregister, err := d.join(grp, coord, e.cp, set, tasks, stop)
+			unregister, err := d.join(grp, coord, e.cp, set, tasks, stop, stopping)
 			if err != nil {
 				return err
 			}
@@ -151,6 +152,9 @@ func Run(ctx context.Context, cfg Config) error {
 		stopCheckpoints = startCheckpointing(grp, coord, e.cp)
 	}
 	for _, t := range tasks {
+		if cfg.Metrics != nil {
+			cfg.Metrics.add(t)
+		}
 		t.cp = e.cp
 		grp.Go(t.exec, "job", cfg.JobID, "vertex", t.info.VertexID, "subtask", strconv.Itoa(t.info.Subtask))
 	}
@@ -168,8 +172,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if stopped.Load() && taskErr == nil {
-		cfg.Logger.Info("runtime: job stopped with a savepoint", "job", cfg.JobID, "attempt", cfg.Attempt)
+	if stopped.Load() {
+		// Stopped with a savepoint whose sinks all committed: a task that
+		// failed meanwhile failed of the teardown (another share's
+		// streams ending first).
+		cfg.Logger.Info("runtime: job stopped with a savepoint", "job", cfg.JobID, "attempt", cfg.Attempt, "teardown error", taskErr)
 		return nil
 	}
 	if taskErr != nil {
@@ -190,7 +197,7 @@ func buildTasks(cfg Config, x Exchange, e *env, d *distribution) ([]*task, error
 			if d != nil && !d.local(v.ID, s) {
 				continue
 			}
-			t := &task{onState: cfg.OnTaskState, clock: cfg.Clock, triggers: make(chan trigger, 16)}
+			t := &task{onState: cfg.OnTaskState, clock: cfg.Clock, triggers: make(chan trigger, 16), metrics: &taskMetrics{}}
 			t.info = taskInfo(cfg, v, s)
 			// Constructors only compile and check; they acquire nothing
 			// (Open does), so a failure here leaves nothing to close.
@@ -200,6 +207,7 @@ func buildTasks(cfg Config, x Exchange, e *env, d *distribution) ([]*task, error
 			}
 			t.head = head
 			if v.Kind == jobgraph.KindSource {
+				head.out.count = &t.metrics.in
 				if t.source, err = newSource(v, t.info, e); err != nil {
 					return nil, t.taskError(tagVertex(v.ID, err))
 				}
@@ -252,7 +260,7 @@ func buildNode(cfg Config, v *jobgraph.Vertex, s int, x Exchange, e *env, t *tas
 			continue
 		}
 		w := newEdgeWriter(out, x, s, cfg.Graph.MaxParallelism, e.mem)
-		w.origin = &t.origin
+		w.origin, w.tm = &t.origin, t.metrics
 		f.edges = append(f.edges, w)
 	}
 	return n, nil

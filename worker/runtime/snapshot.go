@@ -71,7 +71,9 @@ type checkpointing struct {
 	restore  map[subtaskKey][]*clusterv1.OperatorSnapshot // by vertex: every snapshot of it, under key {vertex, -1}
 	// restoreJob is the job that took the restored checkpoint or savepoint.
 	restoreJob string
-	maxP       int
+	// restoreSavepoint: what is restored is a savepoint.
+	restoreSavepoint bool
+	maxP             int
 }
 
 // uploadWorkers is how many snapshot uploads of one attempt run at once
@@ -571,7 +573,7 @@ func (c *checkpointing) indexRestore(g *jobgraph.Graph, opts *CheckpointOptions)
 	if md == nil {
 		return nil
 	}
-	c.restoreJob = md.GetJobId()
+	c.restoreJob, c.restoreSavepoint = md.GetJobId(), md.GetSavepoint()
 	if md.GetMaxParallelism() != 0 && int(md.GetMaxParallelism()) != g.MaxParallelism {
 		return fmt.Errorf("runtime: restore checkpoint %d: max_parallelism %d differs from the job's %d (key groups cannot be remapped)",
 			md.GetCheckpointId(), md.GetMaxParallelism(), g.MaxParallelism)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -35,6 +36,9 @@ type fanout struct {
 	edges   []*edgeWriter
 	sides   []*sideFanout
 	idle    bool // watermark status last sent
+	// count, if set, adds the rows emitted (a source task's head: its
+	// records in).
+	count *atomic.Int64
 }
 
 // sideFanout is one named side output of a node.
@@ -84,6 +88,9 @@ func (discardOutput) EmitWatermark(context.Context, int64) error    { return nil
 func (discardOutput) EmitIdle(context.Context, bool) error          { return nil }
 
 func (f *fanout) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+	if f.count != nil {
+		f.count.Add(rec.NumRows())
+	}
 	for _, c := range f.chained {
 		if err := c.op.ProcessBatch(ctx, rec, &c.out); err != nil {
 			return tagVertex(c.vertex.ID, err)
@@ -199,6 +206,10 @@ type task struct {
 	triggers chan trigger
 	align    alignment
 	ua       *unalignedCheckpoint // unaligned checkpoint in progress
+
+	// metrics are the task's counters (always kept; reported when
+	// Config.Metrics is set).
+	metrics *taskMetrics
 
 	// origin is when the source began producing the batch being processed
 	// (Element.Origin): set per source Next call in a source task, per
@@ -316,6 +327,9 @@ func (t *task) close() error {
 }
 
 func (t *task) runSource(ctx context.Context) error {
+	if t.metrics == nil {
+		t.metrics = &taskMetrics{} // a task built by hand (tests)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -328,7 +342,12 @@ func (t *task) runSource(ctx context.Context) error {
 		default:
 		}
 		t.origin = time.Now().UnixNano()
+		before := t.metrics.in.Load()
 		done, err := t.source.Next(ctx, &t.head.out)
+		if t.metrics.in.Load() == before {
+			// Nothing to read: waiting for input, not busy.
+			t.metrics.idle.Add(time.Now().UnixNano() - t.origin)
+		}
 		if err != nil {
 			return tagVertex(t.head.vertex.ID, err)
 		}
@@ -348,6 +367,9 @@ func (t *task) runSource(ctx context.Context) error {
 }
 
 func (t *task) runInput(ctx context.Context) error {
+	if t.metrics == nil {
+		t.metrics = &taskMetrics{} // a task built by hand (tests)
+	}
 	v := newValve(t.gate.NumChannels())
 	if err := t.replayChannelState(ctx); err != nil {
 		return err
@@ -358,7 +380,9 @@ func (t *task) runInput(ctx context.Context) error {
 		}
 	}()
 	for v.open > 0 {
+		waitStart := time.Now()
 		ch, el, err := t.recv(ctx)
+		t.metrics.idle.Add(int64(time.Since(waitStart)))
 		if errors.Is(err, errWake) {
 			if err := t.onProcessingTime(ctx); err != nil {
 				return err
@@ -371,6 +395,7 @@ func (t *task) runInput(ctx context.Context) error {
 		switch el.Kind {
 		case KindBatch:
 			t.origin = el.Origin
+			t.metrics.in.Add(el.Batch.NumRows())
 			if t.ua != nil && t.ua.recording[ch] {
 				t.ua.record(ch, el.Batch)
 			}

@@ -77,6 +77,7 @@ type Source struct {
 	mu struct {
 		sync.Mutex
 		next map[Split]int64 // next offset to read per split
+		hw   map[Split]int64 // high watermark per split, as of the last fetch
 	}
 	dlqErr struct {
 		sync.Mutex
@@ -232,6 +233,25 @@ func (s *Source) Offsets() map[string]map[int32]int64 {
 	return out
 }
 
+// Lag returns the records available in the source's splits but not yet
+// read: the partitions' high watermarks as of the latest fetches minus
+// the next offsets, summed; -1 before any fetch reported a high
+// watermark. Safe from any goroutine.
+func (s *Source) Lag() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.mu.hw) == 0 {
+		return -1
+	}
+	var lag int64
+	for sp, hw := range s.mu.hw {
+		if next, ok := s.mu.next[sp]; ok && hw > next {
+			lag += hw - next
+		}
+	}
+	return lag
+}
+
 // Stats returns the source's counters. Safe from any goroutine.
 func (s *Source) Stats() SourceStats {
 	return SourceStats{Records: s.records.Load(), Skipped: s.skipped.Load(), DeadLettered: s.deadLettered.Load()}
@@ -345,6 +365,19 @@ func (s *Source) Poll(ctx context.Context, maxRows int) ([]SplitBatch, error) {
 	s.mu.Lock()
 	for i, sp := range s.pending {
 		s.mu.next[sp] = s.pendNext[i]
+	}
+	if s.mu.hw == nil {
+		s.mu.hw = map[Split]int64{}
+	}
+	for i := range fs {
+		for j := range fs[i].Topics {
+			t := &fs[i].Topics[j]
+			for k := range t.Partitions {
+				if p := &t.Partitions[k]; p.HighWatermark >= 0 && p.Err == nil {
+					s.mu.hw[Split{Topic: t.Topic, Partition: p.Partition}] = p.HighWatermark
+				}
+			}
+		}
 	}
 	s.mu.Unlock()
 	return s.out, nil

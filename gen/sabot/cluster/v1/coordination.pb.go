@@ -464,9 +464,13 @@ func (*FinishedResponse) Descriptor() ([]byte, []int) {
 }
 
 type CompleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId  int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Attempt      *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// The checkpoint is a stop-with-savepoint: once its sinks committed, the
+	// share is stopping (a Stop follows), so a task that fails from here on
+	// fails because another share already stopped, not because of itself.
+	Stopping      bool `protobuf:"varint,3,opt,name=stopping,proto3" json:"stopping,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +517,13 @@ func (x *CompleteRequest) GetCheckpointId() int64 {
 		return x.CheckpointId
 	}
 	return 0
+}
+
+func (x *CompleteRequest) GetStopping() bool {
+	if x != nil {
+		return x.Stopping
+	}
+	return false
 }
 
 type CompleteResponse struct {
@@ -664,10 +675,11 @@ const file_sabot_cluster_v1_coordination_proto_rawDesc = "" +
 	"\x0fFinishedSubtask\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\tR\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\x12\n" +
-	"\x10FinishedResponse\"n\n" +
+	"\x10FinishedResponse\"\x8a\x01\n" +
 	"\x0fCompleteRequest\x126\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1c.sabot.cluster.v1.AttemptRefR\aattempt\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"\x12\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x1a\n" +
+	"\bstopping\x18\x03 \x01(\bR\bstopping\"\x12\n" +
 	"\x10CompleteResponse\"E\n" +
 	"\vStopRequest\x126\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1c.sabot.cluster.v1.AttemptRefR\aattempt\"\x0e\n" +
