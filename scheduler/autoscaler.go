@@ -51,6 +51,9 @@ func newAutoscaler() *autoscaler {
 
 // autoscale runs the autoscaler over every job once.
 func (r *reconciler) autoscale(ctx context.Context, sn *snapshot, jobs []cluster.Versioned[*sabotv1.Job]) error {
+	if r.as == nil {
+		r.as = newAutoscaler()
+	}
 	a := r.as
 	now := r.cfg.Clock.Now()
 	slots, settling := 0, false

@@ -45,7 +45,9 @@ func (r *reconciler) stepRescale(ctx context.Context, sn *snapshot, job *sabotv1
 	if rs == nil || a.failed {
 		return false, nil
 	}
-	if rs.GetSavepointRequestId() == "" {
+	if rs.GetSavepointRequestId() == "" || rs.GetAttempt() != job.GetStatus().GetAttempt() {
+		// Not asked yet, or the attempt asked to stop failed instead and
+		// the job restarted: ask the running attempt.
 		if !a.running || job.GetStatus().GetState() != sabotv1.JobState_JOB_STATE_RUNNING {
 			return false, nil // asked while starting: taken once running
 		}
@@ -78,10 +80,11 @@ func (r *reconciler) requestRescaleSavepoint(ctx context.Context, job *sabotv1.J
 	}
 	_, err := cluster.UpdateJob(ctx, r.kv, job.GetId(), func(j *sabotv1.Job) (bool, error) {
 		rs := j.GetStatus().GetRescale()
-		if rs == nil || rs.GetSavepointRequestId() != "" || j.GetStatus().GetState() != sabotv1.JobState_JOB_STATE_RUNNING {
+		if rs == nil || (rs.GetSavepointRequestId() != "" && rs.GetAttempt() == j.GetStatus().GetAttempt()) ||
+			j.GetStatus().GetState() != sabotv1.JobState_JOB_STATE_RUNNING {
 			return false, nil
 		}
-		rs.SavepointRequestId = sp.GetRequestId()
+		rs.SavepointRequestId, rs.Attempt = sp.GetRequestId(), j.GetStatus().GetAttempt()
 		j.Status.Message = "rescaling: taking a savepoint"
 		return true, nil
 	}, []clientv3.Cmp{r.fence}, func(*sabotv1.Job) []clientv3.Op {

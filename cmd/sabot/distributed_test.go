@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,36 +113,72 @@ func (c *procCluster) deployCount(p int32) string {
 	return dep.Msg.GetJob().GetId()
 }
 
-// outputWatch counts the committed output records as they appear.
+// outputWatch consumes the committed output in the background and notes
+// when each record became visible to a read_committed consumer.
 type outputWatch struct {
-	t    *testing.T
-	cons *kgo.Client
-	n    int
-	ts   []time.Time // record timestamps, in order read
+	t  *testing.T
+	mu sync.Mutex
+	at []time.Time // arrival times, in order
 }
 
 func (c *procCluster) watchOutput() *outputWatch {
-	return &outputWatch{t: c.t, cons: c.kafka.Client(c.t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))}
+	w := &outputWatch{t: c.t}
+	cons := c.kafka.Client(c.t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			now := time.Now()
+			w.mu.Lock()
+			fs.EachRecord(func(*kgo.Record) { w.at = append(w.at, now) })
+			w.mu.Unlock()
+		}
+	}()
+	c.t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func (w *outputWatch) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.at)
 }
 
 // grows waits until more committed output than seen so far appears.
 func (w *outputWatch) grows(what string) {
 	w.t.Helper()
-	before := w.n
+	before := w.count()
 	deadline := time.Now().Add(60 * time.Second)
-	for w.n <= before {
+	for w.count() <= before {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("%s: no new committed output within 60 s (%d records so far)", what, w.n)
+			w.t.Fatalf("%s: no new committed output within 60 s (%d records so far)", what, before)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		w.cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			w.n++
-			w.ts = append(w.ts, r.Timestamp)
-		})
-		cancel()
+		time.Sleep(50 * time.Millisecond)
 	}
-	w.t.Logf("%s: committed output keeps coming (%d records)", what, w.n)
+	w.t.Logf("%s: committed output keeps coming (%d records)", what, w.count())
+}
+
+// longestGap is the longest time in [from, to] without committed output
+// becoming visible (the pause a read_committed consumer sees).
+func (w *outputWatch) longestGap(from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var gap time.Duration
+	prev := from
+	for _, x := range w.at {
+		if x.Before(from) {
+			continue
+		}
+		if x.After(to) {
+			break
+		}
+		gap = max(gap, x.Sub(prev))
+		prev = x
+	}
+	return max(gap, to.Sub(prev))
 }
 
 // workersOf returns the distinct workers the job's tasks run on.
@@ -242,8 +279,9 @@ func TestDistributedFailover(t *testing.T) {
 // still be exactly-once (every key's counts 1..n, each once: no state lost
 // or counted twice). The pause of each rescale is reported two ways: the
 // scheduler's (savepoint complete → every new task running) and the
-// output's (the longest gap between consecutive committed output records
-// around the rescale).
+// output's: the longest time, from the request until a second after the
+// new attempt produced, in which no committed output became visible to a
+// read_committed consumer (last output before → first output after).
 func TestRescaleKeepsState(t *testing.T) {
 	t.Parallel()
 	c := startProcCluster(t, 1, 3, 4)
@@ -278,30 +316,13 @@ func TestRescaleKeepsState(t *testing.T) {
 				t.Fatalf("after rescaling to %d: task %s/%d", p, task.GetVertexId(), task.GetSubtask())
 			}
 		}
-		n := out.n
 		out.grows(fmt.Sprintf("at parallelism %d", p))
-		gap := out.longestGap(n, requested)
+		time.Sleep(time.Second) // output after the restart settles
+		gap := out.longestGap(requested, time.Now())
 		t.Logf("rescale %d → %d: requested → running %s; pause (savepoint complete → all tasks running) %s; longest gap in committed output %s",
 			lr.GetFrom()["count"], p, lr.GetRunningAt().AsTime().Sub(requested).Round(time.Millisecond),
 			lr.GetRunningAt().AsTime().Sub(lr.GetStoppedAt().AsTime()).Round(time.Millisecond), gap.Round(time.Millisecond))
 	}
 	produced := prod.stop()
 	checkCountOutput(t, c.kafka, produced, true, "rescaled 2 → 4 → 1")
-}
-
-// longestGap is the longest time between consecutive output records (by
-// record timestamp) among those after the first n−1, starting from since.
-func (w *outputWatch) longestGap(n int, since time.Time) time.Duration {
-	ts := slices.Clone(w.ts[max(n-1, 0):])
-	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-	var gap time.Duration
-	prev := since
-	for _, x := range ts {
-		if x.Before(since) {
-			continue
-		}
-		gap = max(gap, x.Sub(prev))
-		prev = x
-	}
-	return gap
 }

@@ -675,7 +675,14 @@ func (s *netSender) open(ctx context.Context) error {
 		unhook := context.AfterFunc(s.x.grp.Context(), cancel)
 		w, retry, err := s.x.n.dial(sctx, s, deadline)
 		if err == nil {
-			st := &outStream{w: w, cancel: func() { unhook(); cancel() }, wake: make(chan struct{}, 1), done: make(chan struct{})}
+			// Ending the stream's context must also unblock the
+			// transport's copy of the request body, which waits in the
+			// pipe while the stream is quiet: until it returns the
+			// transport does not act on the cancellation and the credit
+			// reader stays blocked. Aborting closes the pipe and the
+			// response body.
+			stopAbort := context.AfterFunc(sctx, func() { w.abort(context.Cause(sctx)) })
+			st := &outStream{w: w, cancel: func() { stopAbort(); unhook(); cancel() }, wake: make(chan struct{}, 1), done: make(chan struct{})}
 			started := s.x.grp.Go("exchange-credits", func(context.Context) { st.readCredits() },
 				"job", s.x.key.job, "vertex", s.edge.From.ID, "subtask", strconv.Itoa(s.from), "to", s.edge.To.ID+"/"+strconv.Itoa(s.to))
 			if started {

@@ -177,6 +177,9 @@ func Run(ctx context.Context, cfg Config) error {
 		// failed meanwhile failed of the teardown (another share's
 		// streams ending first).
 		cfg.Logger.Info("runtime: job stopped with a savepoint", "job", cfg.JobID, "attempt", cfg.Attempt, "teardown error", taskErr)
+		for _, t := range tasks {
+			t.report(sabotv1.TaskState_TASK_STATE_FINISHED)
+		}
 		return nil
 	}
 	if taskErr != nil {

@@ -4514,8 +4514,11 @@ type Rescale struct {
 	// The stop-with-savepoint request the scheduler made for it (under the
 	// job's savepoint requests); empty until made.
 	SavepointRequestId string `protobuf:"bytes,5,opt,name=savepoint_request_id,json=savepointRequestId,proto3" json:"savepoint_request_id,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The attempt asked to stop. If another attempt runs (the one asked
+	// failed and the job restarted), the scheduler asks again.
+	Attempt       int64 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Rescale) Reset() {
@@ -4581,6 +4584,13 @@ func (x *Rescale) GetSavepointRequestId() string {
 		return x.SavepointRequestId
 	}
 	return ""
+}
+
+func (x *Rescale) GetAttempt() int64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
 }
 
 // RescaleOutcome reports a finished rescale.
@@ -5055,13 +5065,14 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"cooldownMs\x123\n" +
 	"\x11metrics_window_ms\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fmetricsWindowMs\x12I\n" +
 	"\x14scale_down_threshold\x18\a \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x12scaleDownThreshold\x12'\n" +
-	"\vcatch_up_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tcatchUpMs\"\xd1\x02\n" +
+	"\vcatch_up_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tcatchUpMs\"\xeb\x02\n" +
 	"\aRescale\x12 \n" +
 	"\vparallelism\x18\x01 \x01(\x05R\vparallelism\x12W\n" +
 	"\x12vertex_parallelism\x18\x02 \x03(\v2(.sabot.v1.Rescale.VertexParallelismEntryR\x11vertexParallelism\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\x12=\n" +
 	"\frequested_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x120\n" +
-	"\x14savepoint_request_id\x18\x05 \x01(\tR\x12savepointRequestId\x1aD\n" +
+	"\x14savepoint_request_id\x18\x05 \x01(\tR\x12savepointRequestId\x12\x18\n" +
+	"\aattempt\x18\x06 \x01(\x03R\aattempt\x1aD\n" +
 	"\x16VertexParallelismEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xd3\x03\n" +
