@@ -124,6 +124,7 @@ func (r *reconciler) evaluate(ctx context.Context, sn *snapshot, job *sabotv1.Jo
 	for _, as := range sn.assignments[id] {
 		if rep := sn.reports[id][as.Value.GetWorkerId()]; rep.GetAttempt() == attempt {
 			w.Add(attempt, rep.GetMetrics())
+			r.cfg.Logger.Debug("autoscaler: metrics", "job", id, "worker", rep.GetWorkerId(), "subtasks", len(rep.GetMetrics()))
 		}
 	}
 	last := job.GetCreatedAt().AsTime()
@@ -189,14 +190,20 @@ func (r *reconciler) provision(ctx context.Context, slots int, settling bool) er
 	}
 	n := max((slots+r.cfg.SlotsPerWorker-1)/r.cfg.SlotsPerWorker-r.cfg.StaticWorkers, 0)
 	a := r.as
-	if a.asked < 0 {
+	first := a.asked < 0
+	if first {
+		// A new term: the provisioner is asked once whatever it has, so
+		// its bounds (a minimum of workers) apply from the start.
 		cur, err := p.Workers(ctx)
 		if err != nil {
 			return fmt.Errorf("provisioner %s: %w", p.Name(), err)
 		}
 		a.asked = cur
+		if settling {
+			n = max(n, cur)
+		}
 	}
-	if n == a.asked || (n < a.asked && settling) {
+	if !first && (n == a.asked || (n < a.asked && settling)) {
 		return nil
 	}
 	if err := p.SetWorkers(ctx, n); err != nil {

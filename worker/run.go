@@ -185,6 +185,7 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 		Attempt:      asg.GetAttempt(),
 		Graph:        g,
 		Subtasks:     asg.GetSubtasks(),
+		Metrics:      r.metrics,
 		Placement:    asg.GetPlacement(),
 		Self:         s.w.cfg.ID,
 		Coordinator:  asg.GetCoordinator(),

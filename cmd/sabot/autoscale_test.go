@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,8 +57,9 @@ steps:
 `
 
 // TestAutoscalerFollowsTheLoad runs a gateway and a scheduler whose local
-// provisioner starts and stops worker processes (2 slots each). The
-// source rate goes 300/s → 900/s (tripled: one subtask at 1 ms per record
+// provisioner starts and stops worker processes (1 slot each: a subtask
+// more needs a worker more). The
+// source rate goes 400/s → 1200/s (tripled: one subtask at 1 ms per record
 // falls behind and the lag grows) → 150/s. The autoscaler must raise the
 // counting vertex's parallelism, the provisioner must add workers, and the
 // lag must stop growing; after the drop it must scale back down once the
@@ -71,8 +73,14 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 	blobURL, _, _ := fileBlob(t)
 	addr := testkit.FreeAddr(t)
 	startProc(t, bin, "gateway", nil, "gateway", "--etcd", etcd.Endpoints[0], "--addr", addr, "--blob-store", blobURL)
-	startProc(t, bin, "scheduler", nil, "scheduler", "--etcd", etcd.Endpoints[0], "--lease-ttl", "2s",
-		"--provisioner", "local", "--worker-slots", "2", "--min-workers", "1", "--max-workers", "4", "--worker-blob-store", blobURL)
+	sched := startProc(t, bin, "scheduler", nil, "scheduler", "--etcd", etcd.Endpoints[0], "--lease-ttl", "2s", "--log-level", "debug",
+		"--provisioner", "local", "--worker-slots", "1", "--min-workers", "1", "--max-workers", "4", "--worker-blob-store", blobURL)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(sched.log)
+			_ = os.WriteFile("/tmp/sched-debug.log", b, 0o644)
+		}
+	})
 	client := sabotv1connect.NewJobServiceClient(http.DefaultClient, "http://"+addr)
 	workers := func() int {
 		resp, err := client.ListWorkers(context.Background(), connect.NewRequest(&sabotv1.ListWorkersRequest{}))
@@ -100,7 +108,7 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 	id := dep.Msg.GetJob().GetId()
 
 	var rate atomic.Int64 // records per second
-	rate.Store(300)
+	rate.Store(400)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -150,12 +158,12 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 	waitFor(t, client, id, sabotv1.JobState_JOB_STATE_RUNNING, 1)
 	time.Sleep(12 * time.Second)
 	if p, _ := countP(); p != 1 {
-		t.Fatalf("at 300 records/s the counting vertex runs at parallelism %d, want 1", p)
+		t.Fatalf("at 400 records/s the counting vertex runs at parallelism %d, want 1", p)
 	}
 	logDecisions(t, client, id, 2)
 
 	// Tripled: one subtask cannot keep up.
-	rate.Store(900)
+	rate.Store(1200)
 	var up int32
 	testkit.Eventually(t, 120*time.Second, func() error {
 		p, job := countP()
@@ -166,8 +174,24 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 		return nil
 	})
 	t.Logf("rate tripled: count runs at parallelism %d on %d workers", up, workers())
+	// The decision that scaled up saw the counting vertex saturated.
+	resp, err := client.GetAutoscaler(context.Background(), connect.NewRequest(&sabotv1.GetAutoscalerRequest{JobId: id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saturated := false
+	for _, d := range resp.Msg.GetDecisions() {
+		for _, v := range d.GetVertices() {
+			if d.GetAction() == "scale-up" && v.GetVertexId() == "count" && v.GetNewParallelism() > v.GetCurrentParallelism() {
+				saturated = v.GetBusyRatio() > 0.7 && v.GetTargetRate() > v.GetTrueProcessingRate()*0.7
+			}
+		}
+	}
+	if !saturated {
+		t.Error("no scale-up decision of the counting vertex with a busy ratio above the target utilization")
+	}
 	if n := workers(); n < 2 {
-		t.Errorf("parallelism %d on workers of 2 slots, but %d workers", up, n)
+		t.Errorf("parallelism %d on workers of 1 slot, but %d workers", up, n)
 	}
 	// The lag stops growing: two consecutive recorded evaluations (one per
 	// metrics window) with a source lag that does not grow.

@@ -53,6 +53,7 @@ type kafkaSource struct {
 	wms      *splitWatermarks                 // nil: no watermarks
 	splits   map[kafka.Split]*eventtime.Split // with wms: every split of src
 	idle     bool                             // watermark status last sent
+	waited   time.Duration                    // in Poll since takeIdle (Metrics); task goroutine only
 }
 
 func newKafkaSource(spec *sabotv1.KafkaSource, v *jobgraph.Vertex, info TaskInfo, e *env) (*kafkaSource, error) {
@@ -153,8 +154,14 @@ func (s *kafkaSource) Next(ctx context.Context, out Output) (bool, error) {
 	// strikes mid-flush fails the source for good (the connector should
 	// flush without the poll's deadline).
 	pctx, cancel := context.WithTimeout(ctx, s.pollTimeout)
+	pollStart := time.Now()
 	batches, err := s.src.Poll(pctx, s.batchSize)
 	cancel()
+	if rows := polledRows(batches); rows < s.batchSize {
+		// Poll returned before a full batch was buffered: it waited for
+		// input (Metrics: idle time, not processing).
+		s.waited += time.Since(pollStart)
+	}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
@@ -367,6 +374,23 @@ func (s *kafkaSink) Close() error {
 	err := s.sink.Close()
 	s.sink = nil
 	return err
+}
+
+// polledRows counts the rows of a Poll's batches.
+func polledRows(bs []kafka.SplitBatch) int {
+	n := 0
+	for i := range bs {
+		n += int(bs[i].Batch.NumRows())
+	}
+	return n
+}
+
+// takeIdle returns the time spent waiting for input since the last call
+// (Metrics); called by the task between Next calls.
+func (s *kafkaSource) takeIdle() time.Duration {
+	d := s.waited
+	s.waited = 0
+	return d
 }
 
 // lag is the records waiting in the source's partitions (Metrics); -1

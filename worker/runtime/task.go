@@ -344,9 +344,15 @@ func (t *task) runSource(ctx context.Context) error {
 		t.origin = time.Now().UnixNano()
 		before := t.metrics.in.Load()
 		done, err := t.source.Next(ctx, &t.head.out)
-		if t.metrics.in.Load() == before {
-			// Nothing to read: waiting for input, not busy.
-			t.metrics.idle.Add(time.Now().UnixNano() - t.origin)
+		switch src := t.source.(type) {
+		case interface{ takeIdle() time.Duration }:
+			// The source knows how long it waited for input.
+			t.metrics.idle.Add(int64(src.takeIdle()))
+		default:
+			if t.metrics.in.Load() == before {
+				// Nothing to read: waiting for input, not busy.
+				t.metrics.idle.Add(time.Now().UnixNano() - t.origin)
+			}
 		}
 		if err != nil {
 			return tagVertex(t.head.vertex.ID, err)
