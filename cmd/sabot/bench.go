@@ -73,6 +73,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (baseline and engine) to this file")
 	bench.AddCommand(nx)
 	bench.AddCommand(newBenchCheckpointsCmd(g))
+	bench.AddCommand(newBenchExchangeCmd(g))
 	return bench
 }
 
