@@ -3,8 +3,10 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/jobgraph"
 	"github.com/sabotdev/sabot/worker/runtime"
 )
@@ -178,6 +181,97 @@ func TestDistributedRunTeardown(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the surviving share did not fail within 10 s of its peer's end")
 			}
+		})
+	}
+}
+
+// TestDistributedCheckpointRestore runs the checkpointed keyed count split
+// over two peers — barriers cross the network exchange, the coordinator
+// share triggers the other share's sources and collects its
+// acknowledgements — cancels both shares at random moments like a crash,
+// restores each next attempt from the latest completed checkpoint, and
+// runs the last to the end: every key's final count is exact. Aligned and
+// unaligned (barriers overtaking buffered elements across the network;
+// channel state restored).
+func TestDistributedCheckpointRestore(t *testing.T) {
+	const (
+		n    = 60000
+		keys = 61
+	)
+	for _, unaligned := range []bool{false, true} {
+		name := "aligned"
+		if unaligned {
+			name = "unaligned"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			peers := []*peer{startPeer(t, "a"), startPeer(t, "b")}
+			store, err := blob.OpenFile(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = store.Close() }()
+			com := &memCommitter{}
+			g := countGraph(t, sabotv1.StateBackend_STATE_BACKEND_HEAP, sabotv1.CheckpointMode_CHECKPOINT_MODE_EXACTLY_ONCE, 2, n, 20000, keys)
+			g.Spec.Checkpointing.Unaligned = unaligned
+			rng := rand.New(rand.NewPCG(11, 12))
+			run := func(ctx context.Context, attempt int64, out *lines) []error {
+				md, retained := com.get()
+				cfgs := split(g, peers, runtime.Config{JobID: "j", Attempt: attempt, PrintOut: out,
+					Checkpoints: &runtime.CheckpointOptions{Store: store, Committer: com, Restore: md, Retained: retained}})
+				errs := make([]error, len(cfgs))
+				var wg sync.WaitGroup
+				for i := range cfgs {
+					wg.Add(1)
+					go func() { defer wg.Done(); errs[i] = runtime.Run(ctx, cfgs[i]) }()
+				}
+				wg.Wait()
+				return errs
+			}
+			for attempt := int64(1); attempt <= 3; attempt++ {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration(400+rng.IntN(400))*time.Millisecond)
+				var out lines
+				errs := run(ctx, attempt, &out)
+				cancel()
+				for i, err := range errs {
+					// A share may also fail first, when the other one's
+					// streams end (they are cancelled one after the other).
+					if err != nil && !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "exchange") {
+						t.Fatalf("attempt %d share %d: %v", attempt, i, err)
+					}
+				}
+				md, _ := com.get()
+				t.Logf("attempt %d: latest checkpoint %d", attempt, md.GetCheckpointId())
+			}
+			if com.completed() == 0 {
+				t.Fatal("no checkpoint completed")
+			}
+			md, _ := com.get()
+			withState := 0
+			for _, s := range md.GetOperators() {
+				withState += len(s.GetChannelState())
+			}
+			t.Logf("restoring checkpoint %d (%d channel-state objects)", md.GetCheckpointId(), withState)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			var out lines
+			for i, err := range run(ctx, 4, &out) {
+				if err != nil {
+					t.Fatalf("last attempt share %d: %v", i, err)
+				}
+			}
+			got := map[int64]int64{}
+			finalCounts(t, &out, got)
+			for k := range int64(keys) {
+				want := int64(n / keys)
+				if k < n%keys {
+					want++
+				}
+				if got[k] != want {
+					t.Errorf("key %d: final count %d, want %d", k, got[k], want)
+				}
+			}
+			t.Logf("%d checkpoints completed", com.completed())
 		})
 	}
 }
