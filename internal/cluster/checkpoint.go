@@ -68,18 +68,7 @@ func CommitCheckpoint(ctx context.Context, kv clientv3.KV, next *clusterv1.Lates
 // completes or fails), and keeps the newest HistoryLimit. conds fence the
 // writer as for CommitCheckpoint.
 func RecordCheckpoint(ctx context.Context, kv clientv3.KV, jobID string, info *sabotv1.CheckpointInfo, conds ...clientv3.Cmp) error {
-	const maxAttempts = 8
-	key := CheckpointHistoryKey(jobID)
-	for range maxAttempts {
-		h, rev := NewCheckpointHistory(), int64(0)
-		cur, err := Get(ctx, kv, key, NewCheckpointHistory)
-		switch {
-		case IsNotFound(err):
-		case err != nil:
-			return err
-		default:
-			h, rev = cur.Value, cur.ModRevision
-		}
+	err := updateRecord(ctx, kv, CheckpointHistoryKey(jobID), NewCheckpointHistory, func(h *clusterv1.CheckpointHistory) {
 		replaced := false
 		for i, c := range h.GetCheckpoints() {
 			if c.GetId() == info.GetId() && c.GetSavepoint() == info.GetSavepoint() {
@@ -92,25 +81,11 @@ func RecordCheckpoint(ctx context.Context, kv clientv3.KV, jobID string, info *s
 		if n := len(h.Checkpoints); n > HistoryLimit {
 			h.Checkpoints = h.Checkpoints[n-HistoryLimit:]
 		}
-		cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, conds...)
-		resp, err := kv.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, Marshal(h))).Commit()
-		if err != nil {
-			return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, err)
-		}
-		if resp.Succeeded {
-			return nil
-		}
-		if len(conds) > 0 {
-			check, err := kv.Txn(ctx).If(conds...).Commit()
-			if err != nil {
-				return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, err)
-			}
-			if !check.Succeeded {
-				return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, ErrPrecondition)
-			}
-		}
+	}, conds)
+	if err != nil {
+		return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, err)
 	}
-	return fmt.Errorf("cluster: record checkpoint %d of job %s: %w", info.GetId(), jobID, ErrConflict)
+	return nil
 }
 
 // SavepointsPrefix holds savepoint requests, per job.

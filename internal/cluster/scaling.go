@@ -59,8 +59,8 @@ func RecordScalingDecision(ctx context.Context, kv clientv3.KV, jobID string, d 
 // a deposed writer does not retry) is ErrPrecondition. fn runs once per
 // attempt on a freshly read record.
 //
-// It is the read-modify-write of a history record; RecordCheckpoint
-// follows the same steps for checkpoint histories.
+// It is the read-modify-write of the history records (RecordCheckpoint,
+// RecordScalingDecision).
 func updateRecord[T proto.Message](ctx context.Context, kv clientv3.KV, key string, newT func() T, fn func(T), conds []clientv3.Cmp) error {
 	const maxAttempts = 8
 	for range maxAttempts {
