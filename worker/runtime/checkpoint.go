@@ -572,6 +572,9 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 		ids[i] = r.GetCheckpointId()
 	}
 	if err := c.opts.Committer.Commit(ctx, md, key, ids); err != nil {
+		// Never complete: its _metadata goes now (abort and the exit
+		// cleanup only know the objects named for this attempt).
+		c.removeMetadata(ctx, key)
 		if errors.Is(err, ErrDeposed) {
 			return err
 		}
@@ -781,6 +784,23 @@ func (c *coordinator) deletePrefix(ctx context.Context, prefix string) {
 		del = append(del, info.Key)
 	}
 	c.deleteKeys(ctx, del)
+}
+
+// removeMetadata deletes the _metadata at key that this attempt wrote for
+// a checkpoint whose commit failed, unless another attempt's is there
+// now (checkpoint ids restart from the restored one, so a newer attempt
+// may take the same id; it gets that far only well after this one was
+// deposed, and the object says which attempt wrote it).
+func (c *coordinator) removeMetadata(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	md, err := ReadMetadata(ctx, c.opts.Store, key)
+	if err != nil || md.GetAttempt() != c.attempt {
+		return
+	}
+	if err := c.opts.Store.Delete(ctx, key); err != nil {
+		c.logger.Warn("checkpoint cleanup: delete metadata", "key", key, "err", err)
+	}
 }
 
 // cleanupTimeout bounds one cleanup of checkpoint objects.
