@@ -184,6 +184,9 @@ func (r *reconciler) step(ctx context.Context, sn *snapshot, job *sabotv1.Job) e
 				r.noteWake(at.AsTime())
 				return nil
 			}
+			if state == sabotv1.JobState_JOB_STATE_RESTARTING && r.stillStopping(sn, job) {
+				return nil // a report or a lease expiry brings the next pass
+			}
 			return r.place(ctx, sn, job)
 		}
 		if !workerAlive {
@@ -277,6 +280,36 @@ func failureReason(rep *clusterv1.TaskReport) string {
 		}
 	}
 	return "task failed"
+}
+
+// stopWait bounds how long a restart waits for the failed attempt's
+// workers to stop (stillStopping).
+const stopWait = 10 * time.Second
+
+// stillStopping reports whether a live worker still runs the failed
+// attempt: its report on it is not terminal yet. The restart waits for
+// those (their assignments are gone, so they are stopping) — at most
+// stopWait after the restart was due — so that a worker that died
+// without its lease having expired yet, and whose share still reads
+// RUNNING, is not chosen again: once it has expired it is no candidate.
+// (Flink likewise waits for every task of the failed region to be
+// cancelled before restarting it.)
+func (r *reconciler) stillStopping(sn *snapshot, job *sabotv1.Job) bool {
+	since := job.GetStatus().GetUpdatedAt().AsTime()
+	if at := job.GetStatus().GetRestartAt(); at != nil {
+		since = at.AsTime()
+	}
+	deadline := since.Add(stopWait)
+	if !r.cfg.Clock.Now().Before(deadline) {
+		return false
+	}
+	for _, rep := range currentReports(sn, job) {
+		if !aggregate(rep).terminal() {
+			r.noteWake(deadline)
+			return true
+		}
+	}
+	return false
 }
 
 // currentReports returns the reports on the job's current attempt from
