@@ -274,6 +274,7 @@ type remoteShare struct {
 func (c *Coordination) forward(ctx context.Context, id attemptID, coordAddr string, sh *share, acks <-chan ack, finished <-chan []subtaskKey) error {
 	ref := &clusterv1.AttemptRef{JobId: id.job, Attempt: id.attempt}
 	cl := c.peer(coordAddr)
+	gone := false // the coordinator's share ended
 	for {
 		var call func(context.Context) error
 		select {
@@ -297,9 +298,23 @@ func (c *Coordination) forward(ctx context.Context, id attemptID, coordAddr stri
 			}
 			call = func(ctx context.Context) error { _, err := cl.Finished(ctx, connect.NewRequest(req)); return err }
 		}
+		if gone {
+			continue // drained: the coordinator share ended
+		}
 		if err := retryCall(ctx, call); err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+				// The coordinator's share no longer runs the attempt: it
+				// finished (a bounded job whose share there ended first)
+				// or failed (then the scheduler restarts the job). No
+				// checkpoint can complete any more; what is left here
+				// runs to its end and its sinks commit at end of input.
+				c.logger.Info("runtime: the checkpoint coordinator's share ended; later acknowledgements are dropped",
+					"job", id.job, "attempt", id.attempt, "coordinator", coordAddr)
+				gone = true
+				continue
 			}
 			return fmt.Errorf("runtime: reach the checkpoint coordinator at %s: %w", coordAddr, err)
 		}
