@@ -9,15 +9,17 @@
 // ReconcileInterval) it reads jobs, live workers, assignments and worker
 // reports, and moves each job one step towards where it should be:
 //
-//	CREATED/RESTARTING, not placed  → place on the live worker with the most
-//	                                  free slots (attempt+1), write the assignment;
+//	CREATED/RESTARTING, not placed  → spread its slots over the live workers
+//	                                  (attempt+1), one assignment per worker used;
 //	                                  a RESTARTING job first waits for its restart_at
-//	placed, worker reports running  → RUNNING
-//	placed, worker lease gone       → a failure: judged by the restart strategy
-//	worker reports a failed task    → a failure: judged by the restart strategy
-//	worker reports all finished     → FINISHED
-//	CANCELING                       → remove the assignment; CANCELED when the
-//	                                  worker confirms or is gone
+//	                                  and for the failed attempt's workers to stop
+//	placed, every worker running    → RUNNING
+//	placed, a worker's lease gone   → a failure: judged by the restart strategy
+//	a worker reports a failed task  → a failure: judged by the restart strategy
+//	every worker reports finished   → FINISHED (or, for a rescale, RESTARTING at
+//	                                  the new parallelism: rescale.go)
+//	CANCELING                       → remove the assignments; CANCELED when the
+//	                                  workers confirm or are gone
 //
 // Failures (restart.go) follow Flink's restart strategies. The job's
 // restart_strategy decides — none, fixed_delay, exponential_delay or
@@ -39,9 +41,11 @@
 // continues it; while a restart waits, the leader arms a timer for the
 // earliest restart_at, which wakes the reconcile loop when it is due.
 //
-// Placement: until the network exchange exists a job runs whole on one
-// worker; it needs as many slots as its widest vertex (slot sharing, as in
-// Flink). A job that fits nowhere stays CREATED with a message saying so.
+// Placement: a job needs as many slots as its widest vertex (slot sharing,
+// as in Flink); they are spread over the workers (see DESIGN.md). A job
+// that fits nowhere stays CREATED with a message saying so. The autoscaler
+// (autoscaler.go, package autoscale) rescales jobs that enable it and asks
+// Config.Provisioner for workers.
 //
 // Ownership: Start starts one goroutine (campaign, then lead) and, while
 // leading, one watch goroutine; Close cancels and waits for both. The

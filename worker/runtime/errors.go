@@ -6,10 +6,9 @@ import (
 )
 
 // ErrRemoteExchange is returned by Run when Config.Subtasks does not cover
-// the whole graph: records would have to cross to another worker, and the
-// network exchange is a later milestone. The scheduler places whole jobs on
-// one worker until then.
-var ErrRemoteExchange = errors.New("runtime: exchange between workers is not implemented yet; place every subtask of the job on one worker")
+// the whole graph and no Config.Placement says where the other subtasks
+// run (records would have to cross to workers nobody named).
+var ErrRemoteExchange = errors.New("runtime: Subtasks leave subtasks out but no Placement says where they run")
 
 // TaskError is a failure of one subtask: Run returns it (wrapped by nothing
 // else) when a task fails. Vertex is the vertex of the chain whose operator
