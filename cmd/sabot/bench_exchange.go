@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -190,7 +191,29 @@ func runExchangeShares(ctx context.Context, o exchangeBenchOptions, rows int64, 
 	if err != nil {
 		return shareResult{}, shareResult{}, err
 	}
-	addrs := []string{freeLoopback(), freeLoopback()}
+	// The listeners are made here and handed to the children (fd 3), so
+	// each knows the other's address before either starts and no port
+	// can be taken in between.
+	var addrs []string
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}()
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return shareResult{}, shareResult{}, err
+		}
+		f, err := ln.(*net.TCPListener).File()
+		_ = ln.Close() // f holds its own descriptor of the socket
+		if err != nil {
+			return shareResult{}, shareResult{}, err
+		}
+		addrs = append(addrs, ln.Addr().String())
+		files = append(files, f)
+	}
 	peers := strings.Join(addrs, ",")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -205,6 +228,7 @@ func runExchangeShares(ctx context.Context, o exchangeBenchOptions, rows int64, 
 				"--rows", strconv.FormatInt(rows, 10), "--parallelism", strconv.Itoa(o.parallelism), "--cost-us", strconv.Itoa(costUS),
 				"--slow-for", duration.String())
 			c.Stderr = os.Stderr
+			c.ExtraFiles = []*os.File{files[i]}
 			b, err := c.Output()
 			if err != nil {
 				errs[i] = fmt.Errorf("%s share: %w", share, err)
@@ -224,16 +248,6 @@ func runExchangeShares(ctx context.Context, o exchangeBenchOptions, rows int64, 
 	return results[0], results[1], errors.Join(errs...)
 }
 
-// freeLoopback returns a free loopback host:port.
-func freeLoopback() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "127.0.0.1:0"
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String()
-}
-
 // runExchangeShare is one child: it serves its exchange endpoint, runs its
 // share and prints a shareResult.
 func runExchangeShare(ctx context.Context, o exchangeBenchOptions, out interface{ Write([]byte) (int, error) }) error {
@@ -249,11 +263,14 @@ func runExchangeShare(ctx context.Context, o exchangeBenchOptions, out interface
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addrs[self])
+	// The parent's listener for this share, as fd 3.
+	ln, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
-		return err
+		return fmt.Errorf("exchange share: listener from the parent: %w", err)
 	}
-	netx := runtime.NewNetwork(runtime.NetworkOptions{})
+	// Warnings (a stream that failed) go to stderr, which the parent shows.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("share", o.share)
+	netx := runtime.NewNetwork(runtime.NetworkOptions{Logger: logger})
 	coord := runtime.NewCoordination(nil, nil)
 	mux := http.NewServeMux()
 	mux.Handle(netx.Handler())

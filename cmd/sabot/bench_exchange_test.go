@@ -15,7 +15,11 @@ func TestBenchExchange(t *testing.T) {
 	bin := buildBinary(t)
 	out, err := exec.Command(bin, "bench", "exchange", "--rows", "300000", "--slow-for", "3s", "-o", "json").Output()
 	if err != nil {
-		t.Fatalf("bench exchange: %v\n%s", err, out)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("bench exchange: %v\n%s\n%s", err, out, stderr)
 	}
 	var res exchangeResult
 	if err := json.Unmarshal(out, &res); err != nil {

@@ -736,7 +736,11 @@ func (st *outStream) readCredits() {
 		}
 	}
 	switch {
-	case errors.Is(err, io.EOF) && st.sentEnd.Load():
+	case st.sentEnd.Load():
+		// End of input is out: whatever ends the stream now (the
+		// receiver's clean end, or its process exiting right after it
+		// took the last element) is no failure of this side. Had the
+		// end not arrived, the receiving gate fails and says so.
 		err = nil
 	case errors.Is(err, io.EOF):
 		err = errEndedEarly
@@ -779,11 +783,13 @@ func (st *outStream) write(el Element, flags uint8, seq uint64) error {
 	default:
 		return fmt.Errorf("cannot send element kind %s", el.Kind)
 	}
+	if el.Kind == KindEndOfInput {
+		// Before the frame can reach the receiver, whose end of the
+		// stream may then come at once.
+		st.sentEnd.Store(true)
+	}
 	if err := st.frame(&h, meta, nil); err != nil {
 		return err
-	}
-	if el.Kind == KindEndOfInput {
-		st.sentEnd.Store(true)
 	}
 	return st.w.flush()
 }
