@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"testing"
 )
@@ -16,7 +17,7 @@ func TestBenchExchange(t *testing.T) {
 	out, err := exec.Command(bin, "bench", "exchange", "--rows", "300000", "--slow-for", "3s", "-o", "json").Output()
 	if err != nil {
 		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
 		t.Fatalf("bench exchange: %v\n%s\n%s", err, out, stderr)
