@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if cfg.Metrics != nil {
 			cfg.Metrics.add(t)
 		}
-		t.cp = e.cp
+		t.cp, t.stopping = e.cp, &stopped
 		grp.Go(t.exec, "job", cfg.JobID, "vertex", t.info.VertexID, "subtask", strconv.Itoa(t.info.Subtask))
 	}
 	taskErr := grp.Wait()

@@ -210,6 +210,9 @@ type task struct {
 	// metrics are the task's counters (always kept; reported when
 	// Config.Metrics is set).
 	metrics *taskMetrics
+	// stopping is the attempt's stop-with-savepoint flag (set once every
+	// sink committed the savepoint); nil in tasks built by hand.
+	stopping *atomic.Bool
 
 	// origin is when the source began producing the batch being processed
 	// (Element.Origin): set per source Next call in a source task, per
@@ -268,7 +271,10 @@ func (t *task) run(ctx context.Context) (err error) {
 			err = cerr
 		}
 		switch {
-		case err == nil:
+		case err == nil, t.stopping != nil && t.stopping.Load():
+			// Finished, or ended by a completed stop-with-savepoint (a
+			// failure then is the teardown's: another share stopped
+			// first).
 			t.report(sabotv1.TaskState_TASK_STATE_FINISHED)
 		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 			t.report(sabotv1.TaskState_TASK_STATE_CANCELED)
