@@ -293,9 +293,7 @@ func (c *Coordination) forward(ctx context.Context, id attemptID, coordAddr stri
 		case keys := <-finished:
 			sh.finished(keys)
 			req := &clusterv1.FinishedRequest{Attempt: ref}
-			for _, k := range keys {
-				req.Subtasks = append(req.Subtasks, &clusterv1.FinishedSubtask{VertexId: k.vertex, Subtask: int32(k.subtask)})
-			}
+			addFinished(req, keys)
 			call = func(ctx context.Context) error { _, err := cl.Finished(ctx, connect.NewRequest(req)); return err }
 		}
 		if gone {
@@ -321,6 +319,13 @@ func (c *Coordination) forward(ctx context.Context, id attemptID, coordAddr stri
 	}
 }
 
+// addFinished adds keys to a Finished request.
+func addFinished(req *clusterv1.FinishedRequest, keys []subtaskKey) {
+	for _, k := range keys {
+		req.Subtasks = append(req.Subtasks, &clusterv1.FinishedSubtask{VertexId: k.vertex, Subtask: int32(k.subtask)})
+	}
+}
+
 // flushFinished sends the finished subtasks still queued, best effort,
 // within a short time of its own.
 func (c *Coordination) flushFinished(ref *clusterv1.AttemptRef, cl clusterv1connect.CoordinationServiceClient, sh *share, finished <-chan []subtaskKey) {
@@ -330,9 +335,7 @@ queued:
 		select {
 		case keys := <-finished:
 			sh.finished(keys)
-			for _, k := range keys {
-				req.Subtasks = append(req.Subtasks, &clusterv1.FinishedSubtask{VertexId: k.vertex, Subtask: int32(k.subtask)})
-			}
+			addFinished(req, keys)
 		default:
 			break queued
 		}

@@ -176,10 +176,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// Stopped with a savepoint whose sinks all committed: a task that
 		// failed meanwhile failed of the teardown (another share's
 		// streams ending first).
+		// Its tasks reported FINISHED themselves (task.stopping).
 		cfg.Logger.Info("runtime: job stopped with a savepoint", "job", cfg.JobID, "attempt", cfg.Attempt, "teardown error", taskErr)
-		for _, t := range tasks {
-			t.report(sabotv1.TaskState_TASK_STATE_FINISHED)
-		}
 		return nil
 	}
 	if taskErr != nil {
