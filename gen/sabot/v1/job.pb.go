@@ -777,6 +777,61 @@ func (WindowTime) EnumDescriptor() ([]byte, []int) {
 	return file_sabot_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
+// FunctionFailurePolicy is what a function step does with an invocation
+// that keeps failing.
+type FunctionFailurePolicy int32
+
+const (
+	// Fail the job (restarted from the last checkpoint by its restart
+	// strategy).
+	FunctionFailurePolicy_FUNCTION_FAILURE_POLICY_UNSPECIFIED FunctionFailurePolicy = 0
+	FunctionFailurePolicy_FUNCTION_FAILURE_POLICY_FAIL        FunctionFailurePolicy = 1
+	// Write the key's messages, with the error, to the side output
+	// "dead_letter" (columns function, key, payload, error) and go on.
+	FunctionFailurePolicy_FUNCTION_FAILURE_POLICY_DEAD_LETTER FunctionFailurePolicy = 2
+)
+
+// Enum value maps for FunctionFailurePolicy.
+var (
+	FunctionFailurePolicy_name = map[int32]string{
+		0: "FUNCTION_FAILURE_POLICY_UNSPECIFIED",
+		1: "FUNCTION_FAILURE_POLICY_FAIL",
+		2: "FUNCTION_FAILURE_POLICY_DEAD_LETTER",
+	}
+	FunctionFailurePolicy_value = map[string]int32{
+		"FUNCTION_FAILURE_POLICY_UNSPECIFIED": 0,
+		"FUNCTION_FAILURE_POLICY_FAIL":        1,
+		"FUNCTION_FAILURE_POLICY_DEAD_LETTER": 2,
+	}
+)
+
+func (x FunctionFailurePolicy) Enum() *FunctionFailurePolicy {
+	p := new(FunctionFailurePolicy)
+	*p = x
+	return p
+}
+
+func (x FunctionFailurePolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FunctionFailurePolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_sabot_v1_job_proto_enumTypes[13].Descriptor()
+}
+
+func (FunctionFailurePolicy) Type() protoreflect.EnumType {
+	return &file_sabot_v1_job_proto_enumTypes[13]
+}
+
+func (x FunctionFailurePolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FunctionFailurePolicy.Descriptor instead.
+func (FunctionFailurePolicy) EnumDescriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+}
+
 // JobState is the lifecycle of a job:
 //
 //	CREATED → RUNNING → FINISHED
@@ -839,11 +894,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[13].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[14].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[13]
+	return &file_sabot_v1_job_proto_enumTypes[14]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -852,7 +907,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 // TaskState is the lifecycle of one subtask attempt on a worker.
@@ -898,11 +953,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sabot_v1_job_proto_enumTypes[14].Descriptor()
+	return file_sabot_v1_job_proto_enumTypes[15].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_sabot_v1_job_proto_enumTypes[14]
+	return &file_sabot_v1_job_proto_enumTypes[15]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -911,7 +966,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 // JobSpec is what a user deploys: a named dataflow graph and how wide to run it.
@@ -1802,11 +1857,13 @@ type Operator struct {
 	//	*Operator_Nexmark
 	//	*Operator_KafkaSource
 	//	*Operator_FileSource
+	//	*Operator_Invocations
 	//	*Operator_Map
 	//	*Operator_Filter
 	//	*Operator_KeyedAggregate
 	//	*Operator_Process
 	//	*Operator_Window
+	//	*Operator_Function
 	//	*Operator_Print
 	//	*Operator_File
 	//	*Operator_Blackhole
@@ -1889,6 +1946,15 @@ func (x *Operator) GetFileSource() *FileSource {
 	return nil
 }
 
+func (x *Operator) GetInvocations() *InvocationSource {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_Invocations); ok {
+			return x.Invocations
+		}
+	}
+	return nil
+}
+
 func (x *Operator) GetMap() *MapOperator {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_Map); ok {
@@ -1929,6 +1995,15 @@ func (x *Operator) GetWindow() *WindowAggregate {
 	if x != nil {
 		if x, ok := x.Kind.(*Operator_Window); ok {
 			return x.Window
+		}
+	}
+	return nil
+}
+
+func (x *Operator) GetFunction() *FunctionStep {
+	if x != nil {
+		if x, ok := x.Kind.(*Operator_Function); ok {
+			return x.Function
 		}
 	}
 	return nil
@@ -1991,6 +2066,10 @@ type Operator_FileSource struct {
 	FileSource *FileSource `protobuf:"bytes,4,opt,name=file_source,json=fileSource,proto3,oneof"`
 }
 
+type Operator_Invocations struct {
+	Invocations *InvocationSource `protobuf:"bytes,5,opt,name=invocations,proto3,oneof"`
+}
+
 type Operator_Map struct {
 	// Transformations: 32-127.
 	Map *MapOperator `protobuf:"bytes,32,opt,name=map,proto3,oneof"`
@@ -2010,6 +2089,10 @@ type Operator_Process struct {
 
 type Operator_Window struct {
 	Window *WindowAggregate `protobuf:"bytes,36,opt,name=window,proto3,oneof"`
+}
+
+type Operator_Function struct {
+	Function *FunctionStep `protobuf:"bytes,37,opt,name=function,proto3,oneof"`
 }
 
 type Operator_Print struct {
@@ -2037,6 +2120,8 @@ func (*Operator_KafkaSource) isOperator_Kind() {}
 
 func (*Operator_FileSource) isOperator_Kind() {}
 
+func (*Operator_Invocations) isOperator_Kind() {}
+
 func (*Operator_Map) isOperator_Kind() {}
 
 func (*Operator_Filter) isOperator_Kind() {}
@@ -2046,6 +2131,8 @@ func (*Operator_KeyedAggregate) isOperator_Kind() {}
 func (*Operator_Process) isOperator_Kind() {}
 
 func (*Operator_Window) isOperator_Kind() {}
+
+func (*Operator_Function) isOperator_Kind() {}
 
 func (*Operator_Print) isOperator_Kind() {}
 
@@ -4086,6 +4173,182 @@ func (x *ProcessFunction) GetStateTtlMs() int64 {
 	return 0
 }
 
+// FunctionStep runs a deployed function (FunctionService.DeployFunction)
+// keyed by its input's hash key, which must be one string column: that
+// column's value is the function's key. Each input row is a message whose
+// payload is the row as a JSON object. Each of the function's outputs is a
+// side output of the vertex named after it; a message sent to an output
+// must be a JSON object and becomes one row of the output's columns
+// (fields by column name). The main output has the columns of the first
+// output, or (key, value) when the function declares none.
+type FunctionStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registered function's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The registration this job runs (filled in at deploy from the function
+	// registry; a redeploy of the function replaces it).
+	Function *Function `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	// Columns of each output, by output name. An output without columns
+	// has (key string, value string): the payload as text.
+	Outputs map[string]*OutputColumns `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// What happens to a message whose invocation fails (the function
+	// returned an error, panicked, or answered with malformed mutations).
+	OnFailure FunctionFailurePolicy `protobuf:"varint,4,opt,name=on_failure,json=onFailure,proto3,enum=sabot.v1.FunctionFailurePolicy" json:"on_failure,omitempty"`
+	// Failed attempts before on_failure applies; 0 means 3.
+	MaxAttempts   int32 `protobuf:"varint,5,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FunctionStep) Reset() {
+	*x = FunctionStep{}
+	mi := &file_sabot_v1_job_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FunctionStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FunctionStep) ProtoMessage() {}
+
+func (x *FunctionStep) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FunctionStep.ProtoReflect.Descriptor instead.
+func (*FunctionStep) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *FunctionStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FunctionStep) GetFunction() *Function {
+	if x != nil {
+		return x.Function
+	}
+	return nil
+}
+
+func (x *FunctionStep) GetOutputs() map[string]*OutputColumns {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *FunctionStep) GetOnFailure() FunctionFailurePolicy {
+	if x != nil {
+		return x.OnFailure
+	}
+	return FunctionFailurePolicy_FUNCTION_FAILURE_POLICY_UNSPECIFIED
+}
+
+func (x *FunctionStep) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+// OutputColumns are the columns of one function output.
+type OutputColumns struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Columns       []*Column              `protobuf:"bytes,1,rep,name=columns,proto3" json:"columns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputColumns) Reset() {
+	*x = OutputColumns{}
+	mi := &file_sabot_v1_job_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputColumns) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputColumns) ProtoMessage() {}
+
+func (x *OutputColumns) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputColumns.ProtoReflect.Descriptor instead.
+func (*OutputColumns) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *OutputColumns) GetColumns() []*Column {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+// InvocationSource feeds a function with Invoke requests only: it emits no
+// rows (its output has one string column `key` for the hash edge) and
+// never ends. Invocations reach the function's subtasks directly.
+type InvocationSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvocationSource) Reset() {
+	*x = InvocationSource{}
+	mi := &file_sabot_v1_job_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvocationSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvocationSource) ProtoMessage() {}
+
+func (x *InvocationSource) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_job_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvocationSource.ProtoReflect.Descriptor instead.
+func (*InvocationSource) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{40}
+}
+
 // SideOutput is a named extra output of an operator with its own columns.
 type SideOutput struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4097,7 +4360,7 @@ type SideOutput struct {
 
 func (x *SideOutput) Reset() {
 	*x = SideOutput{}
-	mi := &file_sabot_v1_job_proto_msgTypes[38]
+	mi := &file_sabot_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4109,7 +4372,7 @@ func (x *SideOutput) String() string {
 func (*SideOutput) ProtoMessage() {}
 
 func (x *SideOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[38]
+	mi := &file_sabot_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4122,7 +4385,7 @@ func (x *SideOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SideOutput.ProtoReflect.Descriptor instead.
 func (*SideOutput) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SideOutput) GetName() string {
@@ -4149,7 +4412,7 @@ type BlackholeSink struct {
 
 func (x *BlackholeSink) Reset() {
 	*x = BlackholeSink{}
-	mi := &file_sabot_v1_job_proto_msgTypes[39]
+	mi := &file_sabot_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4161,7 +4424,7 @@ func (x *BlackholeSink) String() string {
 func (*BlackholeSink) ProtoMessage() {}
 
 func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[39]
+	mi := &file_sabot_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4174,7 +4437,7 @@ func (x *BlackholeSink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlackholeSink.ProtoReflect.Descriptor instead.
 func (*BlackholeSink) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 // TaskStatus is where one subtask runs and how it is doing.
@@ -4190,7 +4453,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[40]
+	mi := &file_sabot_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4202,7 +4465,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[40]
+	mi := &file_sabot_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4215,7 +4478,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TaskStatus) GetVertexId() string {
@@ -4283,7 +4546,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_sabot_v1_job_proto_msgTypes[41]
+	mi := &file_sabot_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4558,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[41]
+	mi := &file_sabot_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4571,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -4417,7 +4680,7 @@ type Autoscaler struct {
 
 func (x *Autoscaler) Reset() {
 	*x = Autoscaler{}
-	mi := &file_sabot_v1_job_proto_msgTypes[42]
+	mi := &file_sabot_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4429,7 +4692,7 @@ func (x *Autoscaler) String() string {
 func (*Autoscaler) ProtoMessage() {}
 
 func (x *Autoscaler) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[42]
+	mi := &file_sabot_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4442,7 +4705,7 @@ func (x *Autoscaler) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Autoscaler.ProtoReflect.Descriptor instead.
 func (*Autoscaler) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Autoscaler) GetEnabled() bool {
@@ -4523,7 +4786,7 @@ type Rescale struct {
 
 func (x *Rescale) Reset() {
 	*x = Rescale{}
-	mi := &file_sabot_v1_job_proto_msgTypes[43]
+	mi := &file_sabot_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +4798,7 @@ func (x *Rescale) String() string {
 func (*Rescale) ProtoMessage() {}
 
 func (x *Rescale) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[43]
+	mi := &file_sabot_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +4811,7 @@ func (x *Rescale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rescale.ProtoReflect.Descriptor instead.
 func (*Rescale) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Rescale) GetParallelism() int32 {
@@ -4613,7 +4876,7 @@ type RescaleOutcome struct {
 
 func (x *RescaleOutcome) Reset() {
 	*x = RescaleOutcome{}
-	mi := &file_sabot_v1_job_proto_msgTypes[44]
+	mi := &file_sabot_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4625,7 +4888,7 @@ func (x *RescaleOutcome) String() string {
 func (*RescaleOutcome) ProtoMessage() {}
 
 func (x *RescaleOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[44]
+	mi := &file_sabot_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4638,7 +4901,7 @@ func (x *RescaleOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RescaleOutcome.ProtoReflect.Descriptor instead.
 func (*RescaleOutcome) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RescaleOutcome) GetFrom() map[string]int32 {
@@ -4703,7 +4966,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_sabot_v1_job_proto_msgTypes[45]
+	mi := &file_sabot_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4715,7 +4978,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_job_proto_msgTypes[45]
+	mi := &file_sabot_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4728,7 +4991,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_sabot_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Job) GetId() string {
@@ -4763,7 +5026,7 @@ var File_sabot_v1_job_proto protoreflect.FileDescriptor
 
 const file_sabot_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x06\n" +
+	"\x12sabot/v1/job.proto\x12\bsabot.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fsabot/v1/function_service.proto\"\xc2\x06\n" +
 	"\aJobSpec\x12<\n" +
 	"\x04name\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x012\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x04name\x124\n" +
 	"\x0fmax_parallelism\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x02(\x00R\x0emaxParallelism\x12-\n" +
@@ -4843,18 +5106,20 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"\vside_output\x18\x05 \x01(\tB%\xbaH\"r \x18@2\x1c^([A-Za-z_][A-Za-z0-9_-]*)?$R\n" +
 	"sideOutput:\xeb\x01\xbaH\xe7\x01\x1a\x90\x01\n" +
 	"\x13edge.hash_needs_key\x12@a hash edge needs key_fields, and only a hash edge may have them\x1a7(this.partitioning == 2) == (size(this.key_fields) > 0)\x1aR\n" +
-	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xd5\x05\n" +
+	"\x11edge.no_self_loop\x12'an edge may not join a vertex to itself\x1a\x14this.from != this.to\"\xcb\x06\n" +
 	"\bOperator\x126\n" +
 	"\bsequence\x18\x01 \x01(\v2\x18.sabot.v1.SequenceSourceH\x00R\bsequence\x123\n" +
 	"\anexmark\x18\x02 \x01(\v2\x17.sabot.v1.NexmarkSourceH\x00R\anexmark\x12:\n" +
 	"\fkafka_source\x18\x03 \x01(\v2\x15.sabot.v1.KafkaSourceH\x00R\vkafkaSource\x127\n" +
 	"\vfile_source\x18\x04 \x01(\v2\x14.sabot.v1.FileSourceH\x00R\n" +
-	"fileSource\x12)\n" +
+	"fileSource\x12>\n" +
+	"\vinvocations\x18\x05 \x01(\v2\x1a.sabot.v1.InvocationSourceH\x00R\vinvocations\x12)\n" +
 	"\x03map\x18  \x01(\v2\x15.sabot.v1.MapOperatorH\x00R\x03map\x122\n" +
 	"\x06filter\x18! \x01(\v2\x18.sabot.v1.FilterOperatorH\x00R\x06filter\x12C\n" +
 	"\x0fkeyed_aggregate\x18\" \x01(\v2\x18.sabot.v1.KeyedAggregateH\x00R\x0ekeyedAggregate\x125\n" +
 	"\aprocess\x18# \x01(\v2\x19.sabot.v1.ProcessFunctionH\x00R\aprocess\x123\n" +
-	"\x06window\x18$ \x01(\v2\x19.sabot.v1.WindowAggregateH\x00R\x06window\x12,\n" +
+	"\x06window\x18$ \x01(\v2\x19.sabot.v1.WindowAggregateH\x00R\x06window\x124\n" +
+	"\bfunction\x18% \x01(\v2\x16.sabot.v1.FunctionStepH\x00R\bfunction\x12,\n" +
 	"\x05print\x18\x80\x01 \x01(\v2\x13.sabot.v1.PrintSinkH\x00R\x05print\x12)\n" +
 	"\x04file\x18\x81\x01 \x01(\v2\x12.sabot.v1.FileSinkH\x00R\x04file\x128\n" +
 	"\tblackhole\x18\x82\x01 \x01(\v2\x17.sabot.v1.BlackholeSinkH\x00R\tblackhole\x125\n" +
@@ -5027,7 +5292,20 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"stateTtlMs\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"|\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x02\n" +
+	"\fFunctionStep\x120\n" +
+	"\x04name\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[a-z][a-z0-9-]*$R\x04name\x12.\n" +
+	"\bfunction\x18\x02 \x01(\v2\x12.sabot.v1.FunctionR\bfunction\x12=\n" +
+	"\aoutputs\x18\x03 \x03(\v2#.sabot.v1.FunctionStep.OutputsEntryR\aoutputs\x12H\n" +
+	"\n" +
+	"on_failure\x18\x04 \x01(\x0e2\x1f.sabot.v1.FunctionFailurePolicyB\b\xbaH\x05\x82\x01\x02\x10\x01R\tonFailure\x12*\n" +
+	"\fmax_attempts\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\vmaxAttempts\x1aS\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
+	"\x05value\x18\x02 \x01(\v2\x17.sabot.v1.OutputColumnsR\x05value:\x028\x01\";\n" +
+	"\rOutputColumns\x12*\n" +
+	"\acolumns\x18\x01 \x03(\v2\x10.sabot.v1.ColumnR\acolumns\"\x12\n" +
+	"\x10InvocationSource\"|\n" +
 	"\n" +
 	"SideOutput\x128\n" +
 	"\x04name\x18\x01 \x01(\tB$\xbaH!r\x1f\x10\x01\x18@2\x19^[A-Za-z_][A-Za-z0-9_-]*$R\x04name\x124\n" +
@@ -5171,7 +5449,11 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"WindowTime\x12\x1b\n" +
 	"\x17WINDOW_TIME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WINDOW_TIME_EVENT\x10\x01\x12\x1a\n" +
-	"\x16WINDOW_TIME_PROCESSING\x10\x02*\xcc\x01\n" +
+	"\x16WINDOW_TIME_PROCESSING\x10\x02*\x8b\x01\n" +
+	"\x15FunctionFailurePolicy\x12'\n" +
+	"#FUNCTION_FAILURE_POLICY_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cFUNCTION_FAILURE_POLICY_FAIL\x10\x01\x12'\n" +
+	"#FUNCTION_FAILURE_POLICY_DEAD_LETTER\x10\x02*\xcc\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x15\n" +
@@ -5201,8 +5483,8 @@ func file_sabot_v1_job_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_job_proto_rawDescData
 }
 
-var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_sabot_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
+var file_sabot_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_sabot_v1_job_proto_goTypes = []any{
 	(CheckpointMode)(0),             // 0: sabot.v1.CheckpointMode
 	(StateBackend)(0),               // 1: sabot.v1.StateBackend
@@ -5217,150 +5499,163 @@ var file_sabot_v1_job_proto_goTypes = []any{
 	(DeliveryGuarantee)(0),          // 10: sabot.v1.DeliveryGuarantee
 	(AggregateFunction)(0),          // 11: sabot.v1.AggregateFunction
 	(WindowTime)(0),                 // 12: sabot.v1.WindowTime
-	(JobState)(0),                   // 13: sabot.v1.JobState
-	(TaskState)(0),                  // 14: sabot.v1.TaskState
-	(*JobSpec)(nil),                 // 15: sabot.v1.JobSpec
-	(*SavepointRestore)(nil),        // 16: sabot.v1.SavepointRestore
-	(*Checkpointing)(nil),           // 17: sabot.v1.Checkpointing
-	(*RestartStrategy)(nil),         // 18: sabot.v1.RestartStrategy
-	(*NoRestart)(nil),               // 19: sabot.v1.NoRestart
-	(*FixedDelayRestart)(nil),       // 20: sabot.v1.FixedDelayRestart
-	(*ExponentialDelayRestart)(nil), // 21: sabot.v1.ExponentialDelayRestart
-	(*FailureRateRestart)(nil),      // 22: sabot.v1.FailureRateRestart
-	(*JobGraph)(nil),                // 23: sabot.v1.JobGraph
-	(*Vertex)(nil),                  // 24: sabot.v1.Vertex
-	(*Edge)(nil),                    // 25: sabot.v1.Edge
-	(*Operator)(nil),                // 26: sabot.v1.Operator
-	(*SequenceSource)(nil),          // 27: sabot.v1.SequenceSource
-	(*NexmarkSource)(nil),           // 28: sabot.v1.NexmarkSource
-	(*NamedExpression)(nil),         // 29: sabot.v1.NamedExpression
-	(*MapOperator)(nil),             // 30: sabot.v1.MapOperator
-	(*FilterOperator)(nil),          // 31: sabot.v1.FilterOperator
-	(*PrintSink)(nil),               // 32: sabot.v1.PrintSink
-	(*FileSource)(nil),              // 33: sabot.v1.FileSource
-	(*FileSink)(nil),                // 34: sabot.v1.FileSink
-	(*Column)(nil),                  // 35: sabot.v1.Column
-	(*WatermarkStrategy)(nil),       // 36: sabot.v1.WatermarkStrategy
-	(*EventTime)(nil),               // 37: sabot.v1.EventTime
-	(*KafkaSource)(nil),             // 38: sabot.v1.KafkaSource
-	(*KafkaPartitionOffset)(nil),    // 39: sabot.v1.KafkaPartitionOffset
-	(*KafkaSink)(nil),               // 40: sabot.v1.KafkaSink
-	(*Aggregation)(nil),             // 41: sabot.v1.Aggregation
-	(*KeyedAggregate)(nil),          // 42: sabot.v1.KeyedAggregate
-	(*WindowAggregate)(nil),         // 43: sabot.v1.WindowAggregate
-	(*TumblingWindow)(nil),          // 44: sabot.v1.TumblingWindow
-	(*SlidingWindow)(nil),           // 45: sabot.v1.SlidingWindow
-	(*SessionWindow)(nil),           // 46: sabot.v1.SessionWindow
-	(*CumulateWindow)(nil),          // 47: sabot.v1.CumulateWindow
-	(*GlobalWindow)(nil),            // 48: sabot.v1.GlobalWindow
-	(*WindowTrigger)(nil),           // 49: sabot.v1.WindowTrigger
-	(*WindowEvictor)(nil),           // 50: sabot.v1.WindowEvictor
-	(*DeltaEvictor)(nil),            // 51: sabot.v1.DeltaEvictor
-	(*ProcessFunction)(nil),         // 52: sabot.v1.ProcessFunction
-	(*SideOutput)(nil),              // 53: sabot.v1.SideOutput
-	(*BlackholeSink)(nil),           // 54: sabot.v1.BlackholeSink
-	(*TaskStatus)(nil),              // 55: sabot.v1.TaskStatus
-	(*JobStatus)(nil),               // 56: sabot.v1.JobStatus
-	(*Autoscaler)(nil),              // 57: sabot.v1.Autoscaler
-	(*Rescale)(nil),                 // 58: sabot.v1.Rescale
-	(*RescaleOutcome)(nil),          // 59: sabot.v1.RescaleOutcome
-	(*Job)(nil),                     // 60: sabot.v1.Job
-	nil,                             // 61: sabot.v1.JobSpec.LabelsEntry
-	nil,                             // 62: sabot.v1.WindowAggregate.ConfigEntry
-	nil,                             // 63: sabot.v1.ProcessFunction.ConfigEntry
-	nil,                             // 64: sabot.v1.Rescale.VertexParallelismEntry
-	nil,                             // 65: sabot.v1.RescaleOutcome.FromEntry
-	nil,                             // 66: sabot.v1.RescaleOutcome.ToEntry
-	(*timestamppb.Timestamp)(nil),   // 67: google.protobuf.Timestamp
+	(FunctionFailurePolicy)(0),      // 13: sabot.v1.FunctionFailurePolicy
+	(JobState)(0),                   // 14: sabot.v1.JobState
+	(TaskState)(0),                  // 15: sabot.v1.TaskState
+	(*JobSpec)(nil),                 // 16: sabot.v1.JobSpec
+	(*SavepointRestore)(nil),        // 17: sabot.v1.SavepointRestore
+	(*Checkpointing)(nil),           // 18: sabot.v1.Checkpointing
+	(*RestartStrategy)(nil),         // 19: sabot.v1.RestartStrategy
+	(*NoRestart)(nil),               // 20: sabot.v1.NoRestart
+	(*FixedDelayRestart)(nil),       // 21: sabot.v1.FixedDelayRestart
+	(*ExponentialDelayRestart)(nil), // 22: sabot.v1.ExponentialDelayRestart
+	(*FailureRateRestart)(nil),      // 23: sabot.v1.FailureRateRestart
+	(*JobGraph)(nil),                // 24: sabot.v1.JobGraph
+	(*Vertex)(nil),                  // 25: sabot.v1.Vertex
+	(*Edge)(nil),                    // 26: sabot.v1.Edge
+	(*Operator)(nil),                // 27: sabot.v1.Operator
+	(*SequenceSource)(nil),          // 28: sabot.v1.SequenceSource
+	(*NexmarkSource)(nil),           // 29: sabot.v1.NexmarkSource
+	(*NamedExpression)(nil),         // 30: sabot.v1.NamedExpression
+	(*MapOperator)(nil),             // 31: sabot.v1.MapOperator
+	(*FilterOperator)(nil),          // 32: sabot.v1.FilterOperator
+	(*PrintSink)(nil),               // 33: sabot.v1.PrintSink
+	(*FileSource)(nil),              // 34: sabot.v1.FileSource
+	(*FileSink)(nil),                // 35: sabot.v1.FileSink
+	(*Column)(nil),                  // 36: sabot.v1.Column
+	(*WatermarkStrategy)(nil),       // 37: sabot.v1.WatermarkStrategy
+	(*EventTime)(nil),               // 38: sabot.v1.EventTime
+	(*KafkaSource)(nil),             // 39: sabot.v1.KafkaSource
+	(*KafkaPartitionOffset)(nil),    // 40: sabot.v1.KafkaPartitionOffset
+	(*KafkaSink)(nil),               // 41: sabot.v1.KafkaSink
+	(*Aggregation)(nil),             // 42: sabot.v1.Aggregation
+	(*KeyedAggregate)(nil),          // 43: sabot.v1.KeyedAggregate
+	(*WindowAggregate)(nil),         // 44: sabot.v1.WindowAggregate
+	(*TumblingWindow)(nil),          // 45: sabot.v1.TumblingWindow
+	(*SlidingWindow)(nil),           // 46: sabot.v1.SlidingWindow
+	(*SessionWindow)(nil),           // 47: sabot.v1.SessionWindow
+	(*CumulateWindow)(nil),          // 48: sabot.v1.CumulateWindow
+	(*GlobalWindow)(nil),            // 49: sabot.v1.GlobalWindow
+	(*WindowTrigger)(nil),           // 50: sabot.v1.WindowTrigger
+	(*WindowEvictor)(nil),           // 51: sabot.v1.WindowEvictor
+	(*DeltaEvictor)(nil),            // 52: sabot.v1.DeltaEvictor
+	(*ProcessFunction)(nil),         // 53: sabot.v1.ProcessFunction
+	(*FunctionStep)(nil),            // 54: sabot.v1.FunctionStep
+	(*OutputColumns)(nil),           // 55: sabot.v1.OutputColumns
+	(*InvocationSource)(nil),        // 56: sabot.v1.InvocationSource
+	(*SideOutput)(nil),              // 57: sabot.v1.SideOutput
+	(*BlackholeSink)(nil),           // 58: sabot.v1.BlackholeSink
+	(*TaskStatus)(nil),              // 59: sabot.v1.TaskStatus
+	(*JobStatus)(nil),               // 60: sabot.v1.JobStatus
+	(*Autoscaler)(nil),              // 61: sabot.v1.Autoscaler
+	(*Rescale)(nil),                 // 62: sabot.v1.Rescale
+	(*RescaleOutcome)(nil),          // 63: sabot.v1.RescaleOutcome
+	(*Job)(nil),                     // 64: sabot.v1.Job
+	nil,                             // 65: sabot.v1.JobSpec.LabelsEntry
+	nil,                             // 66: sabot.v1.WindowAggregate.ConfigEntry
+	nil,                             // 67: sabot.v1.ProcessFunction.ConfigEntry
+	nil,                             // 68: sabot.v1.FunctionStep.OutputsEntry
+	nil,                             // 69: sabot.v1.Rescale.VertexParallelismEntry
+	nil,                             // 70: sabot.v1.RescaleOutcome.FromEntry
+	nil,                             // 71: sabot.v1.RescaleOutcome.ToEntry
+	(*Function)(nil),                // 72: sabot.v1.Function
+	(*timestamppb.Timestamp)(nil),   // 73: google.protobuf.Timestamp
 }
 var file_sabot_v1_job_proto_depIdxs = []int32{
-	23, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
+	24, // 0: sabot.v1.JobSpec.graph:type_name -> sabot.v1.JobGraph
 	1,  // 1: sabot.v1.JobSpec.state_backend:type_name -> sabot.v1.StateBackend
-	61, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
-	17, // 3: sabot.v1.JobSpec.checkpointing:type_name -> sabot.v1.Checkpointing
-	18, // 4: sabot.v1.JobSpec.restart_strategy:type_name -> sabot.v1.RestartStrategy
-	16, // 5: sabot.v1.JobSpec.restore:type_name -> sabot.v1.SavepointRestore
-	57, // 6: sabot.v1.JobSpec.autoscaler:type_name -> sabot.v1.Autoscaler
+	65, // 2: sabot.v1.JobSpec.labels:type_name -> sabot.v1.JobSpec.LabelsEntry
+	18, // 3: sabot.v1.JobSpec.checkpointing:type_name -> sabot.v1.Checkpointing
+	19, // 4: sabot.v1.JobSpec.restart_strategy:type_name -> sabot.v1.RestartStrategy
+	17, // 5: sabot.v1.JobSpec.restore:type_name -> sabot.v1.SavepointRestore
+	61, // 6: sabot.v1.JobSpec.autoscaler:type_name -> sabot.v1.Autoscaler
 	0,  // 7: sabot.v1.Checkpointing.mode:type_name -> sabot.v1.CheckpointMode
-	19, // 8: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
-	20, // 9: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
-	21, // 10: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
-	22, // 11: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
-	24, // 12: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
-	25, // 13: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
-	26, // 14: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
+	20, // 8: sabot.v1.RestartStrategy.none:type_name -> sabot.v1.NoRestart
+	21, // 9: sabot.v1.RestartStrategy.fixed_delay:type_name -> sabot.v1.FixedDelayRestart
+	22, // 10: sabot.v1.RestartStrategy.exponential_delay:type_name -> sabot.v1.ExponentialDelayRestart
+	23, // 11: sabot.v1.RestartStrategy.failure_rate:type_name -> sabot.v1.FailureRateRestart
+	25, // 12: sabot.v1.JobGraph.vertices:type_name -> sabot.v1.Vertex
+	26, // 13: sabot.v1.JobGraph.edges:type_name -> sabot.v1.Edge
+	27, // 14: sabot.v1.Vertex.operator:type_name -> sabot.v1.Operator
 	2,  // 15: sabot.v1.Edge.partitioning:type_name -> sabot.v1.Partitioning
-	27, // 16: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
-	28, // 17: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
-	38, // 18: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
-	33, // 19: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
-	30, // 20: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
-	31, // 21: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
-	42, // 22: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
-	52, // 23: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
-	43, // 24: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
-	32, // 25: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
-	34, // 26: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
-	54, // 27: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
-	40, // 28: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
-	3,  // 29: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
-	29, // 30: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
-	4,  // 31: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
-	35, // 32: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
-	37, // 33: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
-	4,  // 34: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
-	5,  // 35: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
-	36, // 36: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
-	6,  // 37: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
-	7,  // 38: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
-	35, // 39: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
-	8,  // 40: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
-	37, // 41: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
-	39, // 42: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
-	9,  // 43: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
-	7,  // 44: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
-	10, // 45: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
-	11, // 46: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
-	41, // 47: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	44, // 48: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
-	45, // 49: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
-	46, // 50: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
-	47, // 51: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
-	48, // 52: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
-	12, // 53: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
-	49, // 54: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
-	50, // 55: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
-	41, // 56: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
-	35, // 57: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
-	62, // 58: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
-	51, // 59: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
-	35, // 60: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
-	63, // 61: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
-	53, // 62: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
-	35, // 63: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
-	14, // 64: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
-	13, // 65: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
-	67, // 66: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
-	55, // 67: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
-	67, // 68: sabot.v1.JobStatus.restart_at:type_name -> google.protobuf.Timestamp
-	67, // 69: sabot.v1.JobStatus.failure_times:type_name -> google.protobuf.Timestamp
-	58, // 70: sabot.v1.JobStatus.rescale:type_name -> sabot.v1.Rescale
-	59, // 71: sabot.v1.JobStatus.last_rescale:type_name -> sabot.v1.RescaleOutcome
-	64, // 72: sabot.v1.Rescale.vertex_parallelism:type_name -> sabot.v1.Rescale.VertexParallelismEntry
-	67, // 73: sabot.v1.Rescale.requested_at:type_name -> google.protobuf.Timestamp
-	65, // 74: sabot.v1.RescaleOutcome.from:type_name -> sabot.v1.RescaleOutcome.FromEntry
-	66, // 75: sabot.v1.RescaleOutcome.to:type_name -> sabot.v1.RescaleOutcome.ToEntry
-	67, // 76: sabot.v1.RescaleOutcome.requested_at:type_name -> google.protobuf.Timestamp
-	67, // 77: sabot.v1.RescaleOutcome.stopped_at:type_name -> google.protobuf.Timestamp
-	67, // 78: sabot.v1.RescaleOutcome.running_at:type_name -> google.protobuf.Timestamp
-	15, // 79: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	56, // 80: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	67, // 81: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	28, // 16: sabot.v1.Operator.sequence:type_name -> sabot.v1.SequenceSource
+	29, // 17: sabot.v1.Operator.nexmark:type_name -> sabot.v1.NexmarkSource
+	39, // 18: sabot.v1.Operator.kafka_source:type_name -> sabot.v1.KafkaSource
+	34, // 19: sabot.v1.Operator.file_source:type_name -> sabot.v1.FileSource
+	56, // 20: sabot.v1.Operator.invocations:type_name -> sabot.v1.InvocationSource
+	31, // 21: sabot.v1.Operator.map:type_name -> sabot.v1.MapOperator
+	32, // 22: sabot.v1.Operator.filter:type_name -> sabot.v1.FilterOperator
+	43, // 23: sabot.v1.Operator.keyed_aggregate:type_name -> sabot.v1.KeyedAggregate
+	53, // 24: sabot.v1.Operator.process:type_name -> sabot.v1.ProcessFunction
+	44, // 25: sabot.v1.Operator.window:type_name -> sabot.v1.WindowAggregate
+	54, // 26: sabot.v1.Operator.function:type_name -> sabot.v1.FunctionStep
+	33, // 27: sabot.v1.Operator.print:type_name -> sabot.v1.PrintSink
+	35, // 28: sabot.v1.Operator.file:type_name -> sabot.v1.FileSink
+	58, // 29: sabot.v1.Operator.blackhole:type_name -> sabot.v1.BlackholeSink
+	41, // 30: sabot.v1.Operator.kafka_sink:type_name -> sabot.v1.KafkaSink
+	3,  // 31: sabot.v1.NexmarkSource.table:type_name -> sabot.v1.NexmarkTable
+	30, // 32: sabot.v1.MapOperator.columns:type_name -> sabot.v1.NamedExpression
+	4,  // 33: sabot.v1.FileSource.format:type_name -> sabot.v1.FileFormat
+	36, // 34: sabot.v1.FileSource.columns:type_name -> sabot.v1.Column
+	38, // 35: sabot.v1.FileSource.event_time:type_name -> sabot.v1.EventTime
+	4,  // 36: sabot.v1.FileSink.format:type_name -> sabot.v1.FileFormat
+	5,  // 37: sabot.v1.Column.type:type_name -> sabot.v1.ColumnType
+	37, // 38: sabot.v1.EventTime.watermark:type_name -> sabot.v1.WatermarkStrategy
+	6,  // 39: sabot.v1.KafkaSource.start:type_name -> sabot.v1.KafkaStart
+	7,  // 40: sabot.v1.KafkaSource.format:type_name -> sabot.v1.RecordFormat
+	36, // 41: sabot.v1.KafkaSource.columns:type_name -> sabot.v1.Column
+	8,  // 42: sabot.v1.KafkaSource.bad_records:type_name -> sabot.v1.BadRecordPolicy
+	38, // 43: sabot.v1.KafkaSource.event_time:type_name -> sabot.v1.EventTime
+	40, // 44: sabot.v1.KafkaSource.start_offsets:type_name -> sabot.v1.KafkaPartitionOffset
+	9,  // 45: sabot.v1.KafkaSink.partitioner:type_name -> sabot.v1.KafkaPartitioner
+	7,  // 46: sabot.v1.KafkaSink.format:type_name -> sabot.v1.RecordFormat
+	10, // 47: sabot.v1.KafkaSink.delivery:type_name -> sabot.v1.DeliveryGuarantee
+	11, // 48: sabot.v1.Aggregation.function:type_name -> sabot.v1.AggregateFunction
+	42, // 49: sabot.v1.KeyedAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	45, // 50: sabot.v1.WindowAggregate.tumbling:type_name -> sabot.v1.TumblingWindow
+	46, // 51: sabot.v1.WindowAggregate.sliding:type_name -> sabot.v1.SlidingWindow
+	47, // 52: sabot.v1.WindowAggregate.session:type_name -> sabot.v1.SessionWindow
+	48, // 53: sabot.v1.WindowAggregate.cumulate:type_name -> sabot.v1.CumulateWindow
+	49, // 54: sabot.v1.WindowAggregate.global:type_name -> sabot.v1.GlobalWindow
+	12, // 55: sabot.v1.WindowAggregate.time:type_name -> sabot.v1.WindowTime
+	50, // 56: sabot.v1.WindowAggregate.trigger:type_name -> sabot.v1.WindowTrigger
+	51, // 57: sabot.v1.WindowAggregate.evictor:type_name -> sabot.v1.WindowEvictor
+	42, // 58: sabot.v1.WindowAggregate.aggregations:type_name -> sabot.v1.Aggregation
+	36, // 59: sabot.v1.WindowAggregate.output:type_name -> sabot.v1.Column
+	66, // 60: sabot.v1.WindowAggregate.config:type_name -> sabot.v1.WindowAggregate.ConfigEntry
+	52, // 61: sabot.v1.WindowEvictor.delta:type_name -> sabot.v1.DeltaEvictor
+	36, // 62: sabot.v1.ProcessFunction.output:type_name -> sabot.v1.Column
+	67, // 63: sabot.v1.ProcessFunction.config:type_name -> sabot.v1.ProcessFunction.ConfigEntry
+	57, // 64: sabot.v1.ProcessFunction.side_outputs:type_name -> sabot.v1.SideOutput
+	72, // 65: sabot.v1.FunctionStep.function:type_name -> sabot.v1.Function
+	68, // 66: sabot.v1.FunctionStep.outputs:type_name -> sabot.v1.FunctionStep.OutputsEntry
+	13, // 67: sabot.v1.FunctionStep.on_failure:type_name -> sabot.v1.FunctionFailurePolicy
+	36, // 68: sabot.v1.OutputColumns.columns:type_name -> sabot.v1.Column
+	36, // 69: sabot.v1.SideOutput.columns:type_name -> sabot.v1.Column
+	15, // 70: sabot.v1.TaskStatus.state:type_name -> sabot.v1.TaskState
+	14, // 71: sabot.v1.JobStatus.state:type_name -> sabot.v1.JobState
+	73, // 72: sabot.v1.JobStatus.updated_at:type_name -> google.protobuf.Timestamp
+	59, // 73: sabot.v1.JobStatus.tasks:type_name -> sabot.v1.TaskStatus
+	73, // 74: sabot.v1.JobStatus.restart_at:type_name -> google.protobuf.Timestamp
+	73, // 75: sabot.v1.JobStatus.failure_times:type_name -> google.protobuf.Timestamp
+	62, // 76: sabot.v1.JobStatus.rescale:type_name -> sabot.v1.Rescale
+	63, // 77: sabot.v1.JobStatus.last_rescale:type_name -> sabot.v1.RescaleOutcome
+	69, // 78: sabot.v1.Rescale.vertex_parallelism:type_name -> sabot.v1.Rescale.VertexParallelismEntry
+	73, // 79: sabot.v1.Rescale.requested_at:type_name -> google.protobuf.Timestamp
+	70, // 80: sabot.v1.RescaleOutcome.from:type_name -> sabot.v1.RescaleOutcome.FromEntry
+	71, // 81: sabot.v1.RescaleOutcome.to:type_name -> sabot.v1.RescaleOutcome.ToEntry
+	73, // 82: sabot.v1.RescaleOutcome.requested_at:type_name -> google.protobuf.Timestamp
+	73, // 83: sabot.v1.RescaleOutcome.stopped_at:type_name -> google.protobuf.Timestamp
+	73, // 84: sabot.v1.RescaleOutcome.running_at:type_name -> google.protobuf.Timestamp
+	16, // 85: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	60, // 86: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	73, // 87: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	55, // 88: sabot.v1.FunctionStep.OutputsEntry.value:type_name -> sabot.v1.OutputColumns
+	89, // [89:89] is the sub-list for method output_type
+	89, // [89:89] is the sub-list for method input_type
+	89, // [89:89] is the sub-list for extension type_name
+	89, // [89:89] is the sub-list for extension extendee
+	0,  // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
@@ -5368,6 +5663,7 @@ func file_sabot_v1_job_proto_init() {
 	if File_sabot_v1_job_proto != nil {
 		return
 	}
+	file_sabot_v1_function_service_proto_init()
 	file_sabot_v1_job_proto_msgTypes[3].OneofWrappers = []any{
 		(*RestartStrategy_None)(nil),
 		(*RestartStrategy_FixedDelay)(nil),
@@ -5379,11 +5675,13 @@ func file_sabot_v1_job_proto_init() {
 		(*Operator_Nexmark)(nil),
 		(*Operator_KafkaSource)(nil),
 		(*Operator_FileSource)(nil),
+		(*Operator_Invocations)(nil),
 		(*Operator_Map)(nil),
 		(*Operator_Filter)(nil),
 		(*Operator_KeyedAggregate)(nil),
 		(*Operator_Process)(nil),
 		(*Operator_Window)(nil),
+		(*Operator_Function)(nil),
 		(*Operator_Print)(nil),
 		(*Operator_File)(nil),
 		(*Operator_Blackhole)(nil),
@@ -5418,8 +5716,8 @@ func file_sabot_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_job_proto_rawDesc), len(file_sabot_v1_job_proto_rawDesc)),
-			NumEnums:      15,
-			NumMessages:   52,
+			NumEnums:      16,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
