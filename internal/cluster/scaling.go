@@ -128,6 +128,11 @@ func RescaledSpec(spec *sabotv1.JobSpec, r *sabotv1.Rescale) *sabotv1.JobSpec {
 		if p, ok := r.GetVertexParallelism()[v.GetId()]; ok {
 			v.Parallelism = p
 		}
+		if f := r.GetFunction(); f != nil {
+			if step := v.GetOperator().GetFunction(); step != nil && step.GetName() == f.GetSpec().GetName() {
+				step.Function = proto.Clone(f).(*sabotv1.Function)
+			}
+		}
 	}
 	return out
 }

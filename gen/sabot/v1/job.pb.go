@@ -4779,7 +4779,10 @@ type Rescale struct {
 	SavepointRequestId string `protobuf:"bytes,5,opt,name=savepoint_request_id,json=savepointRequestId,proto3" json:"savepoint_request_id,omitempty"`
 	// The attempt asked to stop. If another attempt runs (the one asked
 	// failed and the job restarted), the scheduler asks again.
-	Attempt       int64 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt int64 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// A function redeploy: the new registration replaces FunctionStep.function
+	// of the steps running that function (same savepoint path: state kept).
+	Function      *Function `protobuf:"bytes,7,opt,name=function,proto3" json:"function,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4854,6 +4857,13 @@ func (x *Rescale) GetAttempt() int64 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Rescale) GetFunction() *Function {
+	if x != nil {
+		return x.Function
+	}
+	return nil
 }
 
 // RescaleOutcome reports a finished rescale.
@@ -5343,14 +5353,15 @@ const file_sabot_v1_job_proto_rawDesc = "" +
 	"cooldownMs\x123\n" +
 	"\x11metrics_window_ms\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fmetricsWindowMs\x12I\n" +
 	"\x14scale_down_threshold\x18\a \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x12scaleDownThreshold\x12'\n" +
-	"\vcatch_up_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tcatchUpMs\"\xeb\x02\n" +
+	"\vcatch_up_ms\x18\b \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tcatchUpMs\"\x9b\x03\n" +
 	"\aRescale\x12 \n" +
 	"\vparallelism\x18\x01 \x01(\x05R\vparallelism\x12W\n" +
 	"\x12vertex_parallelism\x18\x02 \x03(\v2(.sabot.v1.Rescale.VertexParallelismEntryR\x11vertexParallelism\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\x12=\n" +
 	"\frequested_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x120\n" +
 	"\x14savepoint_request_id\x18\x05 \x01(\tR\x12savepointRequestId\x12\x18\n" +
-	"\aattempt\x18\x06 \x01(\x03R\aattempt\x1aD\n" +
+	"\aattempt\x18\x06 \x01(\x03R\aattempt\x12.\n" +
+	"\bfunction\x18\a \x01(\v2\x12.sabot.v1.FunctionR\bfunction\x1aD\n" +
 	"\x16VertexParallelismEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xd3\x03\n" +
@@ -5642,20 +5653,21 @@ var file_sabot_v1_job_proto_depIdxs = []int32{
 	63, // 77: sabot.v1.JobStatus.last_rescale:type_name -> sabot.v1.RescaleOutcome
 	69, // 78: sabot.v1.Rescale.vertex_parallelism:type_name -> sabot.v1.Rescale.VertexParallelismEntry
 	73, // 79: sabot.v1.Rescale.requested_at:type_name -> google.protobuf.Timestamp
-	70, // 80: sabot.v1.RescaleOutcome.from:type_name -> sabot.v1.RescaleOutcome.FromEntry
-	71, // 81: sabot.v1.RescaleOutcome.to:type_name -> sabot.v1.RescaleOutcome.ToEntry
-	73, // 82: sabot.v1.RescaleOutcome.requested_at:type_name -> google.protobuf.Timestamp
-	73, // 83: sabot.v1.RescaleOutcome.stopped_at:type_name -> google.protobuf.Timestamp
-	73, // 84: sabot.v1.RescaleOutcome.running_at:type_name -> google.protobuf.Timestamp
-	16, // 85: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
-	60, // 86: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
-	73, // 87: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	55, // 88: sabot.v1.FunctionStep.OutputsEntry.value:type_name -> sabot.v1.OutputColumns
-	89, // [89:89] is the sub-list for method output_type
-	89, // [89:89] is the sub-list for method input_type
-	89, // [89:89] is the sub-list for extension type_name
-	89, // [89:89] is the sub-list for extension extendee
-	0,  // [0:89] is the sub-list for field type_name
+	72, // 80: sabot.v1.Rescale.function:type_name -> sabot.v1.Function
+	70, // 81: sabot.v1.RescaleOutcome.from:type_name -> sabot.v1.RescaleOutcome.FromEntry
+	71, // 82: sabot.v1.RescaleOutcome.to:type_name -> sabot.v1.RescaleOutcome.ToEntry
+	73, // 83: sabot.v1.RescaleOutcome.requested_at:type_name -> google.protobuf.Timestamp
+	73, // 84: sabot.v1.RescaleOutcome.stopped_at:type_name -> google.protobuf.Timestamp
+	73, // 85: sabot.v1.RescaleOutcome.running_at:type_name -> google.protobuf.Timestamp
+	16, // 86: sabot.v1.Job.spec:type_name -> sabot.v1.JobSpec
+	60, // 87: sabot.v1.Job.status:type_name -> sabot.v1.JobStatus
+	73, // 88: sabot.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	55, // 89: sabot.v1.FunctionStep.OutputsEntry.value:type_name -> sabot.v1.OutputColumns
+	90, // [90:90] is the sub-list for method output_type
+	90, // [90:90] is the sub-list for method input_type
+	90, // [90:90] is the sub-list for extension type_name
+	90, // [90:90] is the sub-list for extension extendee
+	0,  // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_job_proto_init() }
