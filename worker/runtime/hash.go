@@ -2,8 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"github.com/sabotdev/sabot/internal/keygroup"
 	"math"
-	"math/bits"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -28,57 +28,16 @@ import (
 // never change for a given key. (It belongs in a package the gateway can
 // import too; see the package doc.)
 
-const (
-	murmurC1 = 0xcc9e2d51
-	murmurC2 = 0x1b873593
-)
+// The hash itself lives in internal/keygroup, shared with the gateway's
+// invoke routing.
 
-func murmurBlock(h, k uint32) uint32 {
-	k *= murmurC1
-	k = bits.RotateLeft32(k, 15)
-	k *= murmurC2
-	h ^= k
-	h = bits.RotateLeft32(h, 13)
-	return h*5 + 0xe6546b64
-}
+func murmurBlock(h, k uint32) uint32 { return keygroup.Block(h, k) }
 
-func murmurFinal(h uint32, n int) uint32 {
-	h ^= uint32(n)
-	h ^= h >> 16
-	h *= 0x85ebca6b
-	h ^= h >> 13
-	h *= 0xc2b2ae35
-	h ^= h >> 16
-	return h
-}
+func murmurFinal(h uint32, n int) uint32 { return keygroup.Final(h, n) }
 
 // Murmur3 is MurmurHash3 x86 32-bit of data with the given seed. It takes a
 // string or a byte slice without copying either.
-func Murmur3[T ~string | ~[]byte](data T, seed uint32) uint32 {
-	h := seed
-	n := len(data)
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		h = murmurBlock(h, k)
-	}
-	var k uint32
-	switch n - i {
-	case 3:
-		k ^= uint32(data[i+2]) << 16
-		fallthrough
-	case 2:
-		k ^= uint32(data[i+1]) << 8
-		fallthrough
-	case 1:
-		k ^= uint32(data[i])
-		k *= murmurC1
-		k = bits.RotateLeft32(k, 15)
-		k *= murmurC2
-		h ^= k
-	}
-	return murmurFinal(h, n)
-}
+func Murmur3[T ~string | ~[]byte](data T, seed uint32) uint32 { return keygroup.Murmur3(data, seed) }
 
 // murmur3U64 is Murmur3 of v's 8 little-endian bytes, without the bytes.
 func murmur3U64(v uint64, seed uint32) uint32 {
@@ -221,9 +180,7 @@ func floatBits(f float64) uint64 {
 }
 
 // KeyGroup returns the key group of a key hash among maxParallelism.
-func KeyGroup(hash uint32, maxParallelism int) int {
-	return int(hash % uint32(maxParallelism))
-}
+func KeyGroup(hash uint32, maxParallelism int) int { return keygroup.Of(hash, maxParallelism) }
 
 // HashKeys computes the key hash of every row of rec over the columns keys
 // into hashes, which must have rec.NumRows() entries.
