@@ -38,9 +38,34 @@ type JSONLinesReader struct {
 	f     *os.File
 	sc    *bufio.Scanner
 	line  int
-	b     *array.RecordBuilder
-	obj   map[string]json.RawMessage
-	slots []slot
+	b   *array.RecordBuilder
+	dec *RowDecoder
+}
+
+// RowDecoder decodes JSON objects into rows of a schema, with the types
+// and rules of JSONLinesReader. Stage decodes one object without touching
+// the builders; Commit appends the staged row, so an object that fails to
+// decode leaves them as they were.
+type RowDecoder struct {
+	schema *arrow.Schema
+	obj    map[string]json.RawMessage
+	slots  []slot
+}
+
+// NewRowDecoder checks that schema's types are supported and returns a
+// decoder for it.
+func NewRowDecoder(schema *arrow.Schema) (*RowDecoder, error) {
+	for _, fd := range schema.Fields() {
+		switch fd.Type.ID() {
+		case arrow.INT64, arrow.FLOAT64, arrow.STRING, arrow.BOOL, arrow.TIMESTAMP, arrow.BINARY:
+		default:
+			return nil, fmt.Errorf("file: column %q: type %s is not supported in JSON", fd.Name, fd.Type)
+		}
+		if ts, ok := fd.Type.(*arrow.TimestampType); ok && ts.Unit != arrow.Millisecond {
+			return nil, fmt.Errorf("file: column %q: only millisecond timestamps are supported in JSON", fd.Name)
+		}
+	}
+	return &RowDecoder{schema: schema, slots: make([]slot, schema.NumFields())}, nil
 }
 
 // slot stages one column's value so a bad line leaves the builders
@@ -56,15 +81,9 @@ type slot struct {
 
 // OpenJSONLines opens path for reading; see JSONLinesReader.
 func OpenJSONLines(path string, schema *arrow.Schema, mem memory.Allocator, batchSize int) (*JSONLinesReader, error) {
-	for _, fd := range schema.Fields() {
-		switch fd.Type.ID() {
-		case arrow.INT64, arrow.FLOAT64, arrow.STRING, arrow.BOOL, arrow.TIMESTAMP, arrow.BINARY:
-		default:
-			return nil, fmt.Errorf("file: column %q: type %s is not supported in JSON lines", fd.Name, fd.Type)
-		}
-		if ts, ok := fd.Type.(*arrow.TimestampType); ok && ts.Unit != arrow.Millisecond {
-			return nil, fmt.Errorf("file: column %q: only millisecond timestamps are supported in JSON lines", fd.Name)
-		}
+	dec, err := NewRowDecoder(schema)
+	if err != nil {
+		return nil, err
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -79,7 +98,7 @@ func OpenJSONLines(path string, schema *arrow.Schema, mem memory.Allocator, batc
 		f:         f,
 		sc:        sc,
 		b:         array.NewRecordBuilder(mem, schema),
-		slots:     make([]slot, schema.NumFields()),
+		dec:       dec,
 	}, nil
 }
 
@@ -95,10 +114,10 @@ func (r *JSONLinesReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 		if len(line) == 0 {
 			continue
 		}
-		if err := r.stage(line); err != nil {
+		if err := r.dec.Stage(line); err != nil {
 			return nil, &LineError{Path: r.path, Line: r.line, Err: err}
 		}
-		r.commit()
+		r.dec.Commit(r.b)
 		rows++
 		if rows%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -115,7 +134,9 @@ func (r *JSONLinesReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	return r.b.NewRecordBatch(), nil
 }
 
-func (r *JSONLinesReader) stage(line []byte) error {
+// Stage decodes one JSON object: each column from the key of its name
+// (absent or null is null).
+func (r *RowDecoder) Stage(line []byte) error {
 	clear(r.obj)
 	if err := json.Unmarshal(line, &r.obj); err != nil {
 		return err
@@ -199,11 +220,11 @@ func parse(t arrow.DataType, raw json.RawMessage, s *slot) error {
 	return nil
 }
 
-// commit appends the staged row to the builders.
-func (r *JSONLinesReader) commit() {
+// Commit appends the staged row to b, a builder of the decoder's schema.
+func (r *RowDecoder) Commit(b *array.RecordBuilder) {
 	for i := range r.slots {
 		s := &r.slots[i]
-		fb := r.b.Field(i)
+		fb := b.Field(i)
 		if s.null {
 			fb.AppendNull()
 			continue
