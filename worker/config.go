@@ -49,6 +49,9 @@ type Config struct {
 	// Advertise is the base URL other workers dial (http://host:port);
 	// default http:// and the address Listen bound.
 	Advertise string
+	// FunctionDir holds deployed functions' artifacts and the sockets of
+	// their processes. Default: a temporary directory, removed by Close.
+	FunctionDir string
 }
 
 // Validate reports a missing or contradictory setting.

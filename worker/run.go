@@ -191,6 +191,8 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 		Coordinator:  asg.GetCoordinator(),
 		Network:      s.w.srv.net,
 		Coordination: s.w.srv.coord,
+		FunctionHost: functionHost{s.w.functions},
+		Invocations:  s.w.invoke,
 		Logger:       s.w.cfg.Logger.With("job", asg.GetJobId()),
 		PrintOut:     s.w.cfg.PrintOut,
 		OnTaskState: func(vertex string, subtask int32, state sabotv1.TaskState) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sabotdev/sabot/gen/sabot/v1/sabotv1connect"
 	"github.com/sabotdev/sabot/worker/runtime"
 )
 
@@ -23,7 +24,7 @@ type server struct {
 }
 
 // listen opens the worker's endpoint on cfg.Listen.
-func listen(ctx context.Context, cfg Config) (*server, error) {
+func listen(ctx context.Context, cfg Config, invoke *runtime.Invocations) (*server, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
@@ -38,6 +39,7 @@ func listen(ctx context.Context, cfg Config) (*server, error) {
 	mux := http.NewServeMux()
 	mux.Handle(s.net.Handler())
 	mux.Handle(s.coord.Handler())
+	mux.Handle(sabotv1connect.NewFunctionServiceHandler(invokeHandler{inv: invoke}))
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	s.srv = &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 10 * time.Second,

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sabotdev/sabot/worker/function"
+	"github.com/sabotdev/sabot/worker/runtime"
+	"os"
 	"sync"
 	"time"
 
@@ -20,7 +23,10 @@ type Worker struct {
 	cfg        Config
 	g          *group.Group
 	srv        *server
-	addr       string        // base URL of srv
+	addr       string // base URL of srv
+	functions  *function.Host
+	invoke     *runtime.Invocations
+	tmpDir     string        // removed by Close
 	registered chan struct{} // closed after the first registration
 	regOnce    sync.Once
 	closeOnce  sync.Once
@@ -34,11 +40,22 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	srv, err := listen(ctx, cfg)
+	var tmpDir string
+	if cfg.FunctionDir == "" {
+		dir, err := os.MkdirTemp("", "sabot-functions-")
+		if err != nil {
+			return nil, fmt.Errorf("worker: function directory: %w", err)
+		}
+		cfg.FunctionDir, tmpDir = dir, dir
+	}
+	invoke := runtime.NewInvocations()
+	srv, err := listen(ctx, cfg, invoke)
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, g: group.New(context.WithoutCancel(ctx)), registered: make(chan struct{}), srv: srv, addr: srv.address(cfg.Advertise)}
+	w := &Worker{cfg: cfg, g: group.New(context.WithoutCancel(ctx)), registered: make(chan struct{}), srv: srv, addr: srv.address(cfg.Advertise),
+		invoke: invoke, tmpDir: tmpDir,
+		functions: function.NewHost(function.HostConfig{Blobs: cfg.Blob, Dir: cfg.FunctionDir, Logger: cfg.Logger.With("worker", cfg.ID)})}
 	go srv.serve() // owned by w: Close stops it and waits
 	w.g.Go("worker.sessions", w.sessionLoop, "worker", cfg.ID)
 	select {
@@ -59,6 +76,10 @@ func (w *Worker) Close() {
 	w.closeOnce.Do(func() {
 		w.g.Stop(errors.New("worker: closed"))
 		w.srv.close()
+		w.functions.Close()
+		if w.tmpDir != "" {
+			_ = os.RemoveAll(w.tmpDir)
+		}
 	})
 }
 

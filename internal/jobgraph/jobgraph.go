@@ -266,9 +266,11 @@ func (r *resolver) resolve() *Graph {
 
 func kindOf(op *sabotv1.Operator) Kind {
 	switch op.GetKind().(type) {
-	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark, *sabotv1.Operator_KafkaSource, *sabotv1.Operator_FileSource:
+	case *sabotv1.Operator_Sequence, *sabotv1.Operator_Nexmark, *sabotv1.Operator_KafkaSource, *sabotv1.Operator_FileSource,
+		*sabotv1.Operator_Invocations:
 		return KindSource
-	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter, *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process, *sabotv1.Operator_Window:
+	case *sabotv1.Operator_Map, *sabotv1.Operator_Filter, *sabotv1.Operator_KeyedAggregate, *sabotv1.Operator_Process, *sabotv1.Operator_Window,
+		*sabotv1.Operator_Function:
 		return KindTransform
 	case *sabotv1.Operator_Print, *sabotv1.Operator_File, *sabotv1.Operator_Blackhole, *sabotv1.Operator_KafkaSink:
 		return KindSink
@@ -405,6 +407,10 @@ func (r *resolver) deriveSchema(v *Vertex) {
 		}
 	case *sabotv1.Operator_Window:
 		r.window(v, field+".window", op.Window)
+	case *sabotv1.Operator_Invocations:
+		v.Schema = InvocationSchema()
+	case *sabotv1.Operator_Function:
+		r.function(v, field+".function", op.Function)
 	case *sabotv1.Operator_KafkaSink:
 		for i, k := range op.KafkaSink.GetKeyFields() {
 			if len(v.InputSchema.FieldIndices(k)) == 0 {

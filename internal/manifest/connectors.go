@@ -27,6 +27,10 @@ func eventTimeKeys() []string {
 func processKeys() []string {
 	return []string{"name", "output", "config", "side_outputs", "state_ttl_ms"}
 }
+func functionKeys() []string {
+	return []string{"name", "outputs", "on_failure", "max_attempts"}
+}
+func functionFailurePolicies() []string { return []string{"fail", "dead_letter"} }
 func windowKeys() []string {
 	return []string{"tumbling", "sliding", "session", "cumulate", "global", "time", "timestamp_field", "trigger",
 		"evictor", "allowed_lateness_ms", "late_output", "aggregations", "function", "output", "config"}
@@ -313,6 +317,38 @@ func (d *decoder) process(e entry) (*sabotv1.ProcessFunction, bool) {
 		}
 	}
 	return p, ok
+}
+
+// function decodes a function step: the registered function's name, the
+// columns of its outputs (an output written as null or {} has the raw
+// (key, value) columns), the failure policy.
+func (d *decoder) function(e entry) (*sabotv1.FunctionStep, bool) {
+	entries, ok := d.mapping(e.path, e.value, functionKeys())
+	f := &sabotv1.FunctionStep{}
+	for _, x := range entries {
+		switch x.key {
+		case "name":
+			f.Name, _ = d.text(x, "a deployed function's name")
+		case "outputs":
+			outs, _ := d.mapping(x.path, x.value, nil)
+			f.Outputs = map[string]*sabotv1.OutputColumns{}
+			for _, o := range outs {
+				cols := &sabotv1.OutputColumns{}
+				if !isNull(o.value) {
+					cols.Columns = d.columns(o)
+				}
+				f.Outputs[o.key] = cols
+			}
+		case "on_failure":
+			if i, good := d.enum(x, functionFailurePolicies()); good {
+				f.OnFailure = sabotv1.FunctionFailurePolicy(i + 1)
+			}
+		case "max_attempts":
+			n, _ := d.integer(x, 0, 100)
+			f.MaxAttempts = int32(n)
+		}
+	}
+	return f, ok
 }
 
 // window decodes a window step: one assigner key, then its settings.

@@ -26,7 +26,7 @@ func stepKeys() []string {
 }
 
 func operatorKeys() []string {
-	return []string{"sequence", "nexmark", "kafka_source", "file_source", "map", "filter", "keyed_aggregate", "window", "process", "print", "file", "blackhole", "kafka_sink"}
+	return []string{"sequence", "nexmark", "kafka_source", "file_source", "map", "filter", "keyed_aggregate", "window", "process", "function", "print", "file", "blackhole", "kafka_sink"}
 }
 func sequenceKeys() []string { return []string{"start", "end", "rows_per_second"} }
 func nexmarkKeys() []string  { return []string{"table", "seed", "events", "events_per_second"} }
@@ -502,7 +502,7 @@ func kindOf(op string) jobgraph.Kind {
 	switch op {
 	case "sequence", "nexmark", "kafka_source", "file_source":
 		return jobgraph.KindSource
-	case "map", "filter", "keyed_aggregate", "window", "process":
+	case "map", "filter", "keyed_aggregate", "window", "process", "function":
 		return jobgraph.KindTransform
 	default:
 		return jobgraph.KindSink
@@ -570,6 +570,10 @@ func (d *decoder) operator(s *step, e entry) bool {
 	case "process":
 		p, ok := d.process(e)
 		o.Kind = &sabotv1.Operator_Process{Process: p}
+		return ok
+	case "function":
+		f, ok := d.function(e)
+		o.Kind = &sabotv1.Operator_Function{Function: f}
 		return ok
 	case "window":
 		w, ok := d.window(e)

@@ -202,10 +202,12 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 			Etcd:     p.cli,
 			Blob:     p.blob,
 			StateDir: filepath.Join(cfg.DataDir, "state"),
-			Slots:    cfg.Slots,
-			LeaseTTL: cfg.LeaseTTL,
-			PrintOut: cfg.PrintOut,
-			Logger:   log,
+			// Per worker: each runs its own function processes.
+			FunctionDir: filepath.Join(cfg.DataDir, "functions", strconv.Itoa(i)),
+			Slots:       cfg.Slots,
+			LeaseTTL:    cfg.LeaseTTL,
+			PrintOut:    cfg.PrintOut,
+			Logger:      log,
 		})
 		if werr != nil {
 			return nil, fmt.Errorf("platform: worker %d: %w", i, werr)

@@ -98,6 +98,13 @@ type Config struct {
 	// here replaces a built-in of the same name. The factory is called once
 	// per subtask, when the task is built.
 	Functions map[string]ProcessFunctionFactory
+	// FunctionHost runs the processes of deployed functions (function
+	// steps); nil: jobs with function steps fail to start here.
+	FunctionHost FunctionHost
+	// Invocations is the worker's registry of function subtasks that
+	// Invoke requests are routed to; nil: function steps take no
+	// invocations.
+	Invocations *Invocations
 	// WindowFunctions are the window functions (WindowAggregate.function)
 	// this worker can run, by name: WindowFunction, or WindowAggregator
 	// for incremental aggregation.

@@ -47,6 +47,9 @@ type env struct {
 	noPanes bool
 	// cp is the attempt's checkpointing; nil without.
 	cp *checkpointing
+	// Function steps.
+	functionHost FunctionHost
+	invocations  *Invocations
 }
 
 // Run runs the job's subtasks placed here until they all finish, ctx is
@@ -92,6 +95,8 @@ func Run(ctx context.Context, cfg Config) error {
 		stateDir:        stateDir,
 		functions:       cfg.Functions,
 		windowFunctions: cfg.WindowFunctions,
+		functionHost:    cfg.FunctionHost,
+		invocations:     cfg.Invocations,
 	}
 	var (
 		coord *coordinator
@@ -244,6 +249,10 @@ func buildNode(cfg Config, v *jobgraph.Vertex, s int, x Exchange, e *env, t *tas
 		}
 		if sc, ok := op.(*sinkCounter); ok {
 			sc.origin = &t.origin
+		}
+		if w, ok := op.(waker); ok {
+			w.setWaker(t.poke)
+			t.wake.used = true
 		}
 		n.op = op
 	}

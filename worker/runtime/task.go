@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -213,6 +214,15 @@ type task struct {
 	// stopping is the attempt's stop-with-savepoint flag (set once every
 	// sink committed the savepoint); nil in tasks built by hand.
 	stopping *atomic.Bool
+
+	// wake interrupts the task's wait for input: an operator with work
+	// from outside its input (a function's invocations) calls poke.
+	wake struct {
+		sync.Mutex
+		cancel  context.CancelCauseFunc // the running recv's, if any
+		pending bool                    // poked while not receiving
+		used    bool                    // an operator can poke
+	}
 
 	// origin is when the source began producing the batch being processed
 	// (Element.Origin): set per source Next call in a source task, per
@@ -477,9 +487,59 @@ type processingTimer interface {
 // errWake ends a receive when a processing-time timer is due.
 var errWake = errors.New("runtime: processing-time timer due")
 
+// waker is an operator with work arriving from outside its input: it
+// calls wake when there is some, and the task, woken from its wait for
+// input, calls its OnProcessingTime (it is a processingTimer too).
+type waker interface {
+	setWaker(wake func())
+}
+
+// poke wakes the task's wait for input (or its next one). Any goroutine.
+func (t *task) poke() {
+	t.wake.Lock()
+	defer t.wake.Unlock()
+	if t.wake.cancel != nil {
+		t.wake.cancel(errWake)
+		return
+	}
+	t.wake.pending = true
+}
+
+// recvWakeable receives like recv, returning errWake as soon as poke is
+// called.
+func (t *task) recvWakeable(ctx context.Context) (int, Element, error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t.wake.Lock()
+	if t.wake.pending {
+		t.wake.pending = false
+		t.wake.Unlock()
+		return 0, Element{}, errWake
+	}
+	t.wake.cancel = cancel
+	t.wake.Unlock()
+	ch, el, err := t.recvTimed(wctx)
+	t.wake.Lock()
+	t.wake.cancel = nil
+	t.wake.Unlock()
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errWake) {
+		return 0, Element{}, errWake
+	}
+	return ch, el, err
+}
+
 // recv receives the next element, or returns errWake once the earliest
-// processing-time timer of the chain is due.
+// processing-time timer of the chain is due or an operator pokes.
 func (t *task) recv(ctx context.Context) (int, Element, error) {
+	if t.wake.used {
+		return t.recvWakeable(ctx)
+	}
+	return t.recvTimed(ctx)
+}
+
+// recvTimed receives the next element, or returns errWake once the
+// earliest processing-time timer of the chain is due.
+func (t *task) recvTimed(ctx context.Context) (int, Element, error) {
 	next, ok := int64(0), false
 	for _, n := range t.nodes {
 		if pt, is := n.op.(processingTimer); is {

@@ -26,6 +26,8 @@ func newSource(v *jobgraph.Vertex, info TaskInfo, e *env) (Source, error) {
 		return newKafkaSource(op.KafkaSource, v, info, e)
 	case *sabotv1.Operator_FileSource:
 		return newFileSource(op.FileSource, v, info, e)
+	case *sabotv1.Operator_Invocations:
+		return newInvocationSource(e), nil
 	default:
 		return nil, fmt.Errorf("runtime: source kind %T is not supported by this worker", op)
 	}
@@ -72,6 +74,8 @@ func newOperatorKind(v *jobgraph.Vertex, info TaskInfo, e *env) (Operator, error
 		return newAggregateOp(op.KeyedAggregate, v, info, e)
 	case *sabotv1.Operator_Process:
 		return newProcessOp(op.Process, v, info, e)
+	case *sabotv1.Operator_Function:
+		return newFunctionOp(op.Function, v, info, e)
 	case *sabotv1.Operator_Window:
 		return newWindowOp(op.Window, v, info, e)
 	case *sabotv1.Operator_Print:
