@@ -13,6 +13,9 @@ import (
 	"github.com/sabotdev/sabot/worker/runtime"
 )
 
+// FunctionHost adapts h to what the runtime's function steps use.
+func FunctionHost(h *function.Host) runtime.FunctionHost { return functionHost{h} }
+
 // functionHost runs the worker's function processes for the runtime's
 // function steps.
 type functionHost struct{ h *function.Host }
