@@ -353,8 +353,11 @@ func (x *UploadArtifactResponse) GetArtifact() *Artifact {
 }
 
 type DeployFunctionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Function      *Function              `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Function *Function              `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	// Register only: do not start the function's own invocation job when no
+	// job runs it (a pipeline deployed next will).
+	NoJob         bool `protobuf:"varint,2,opt,name=no_job,json=noJob,proto3" json:"no_job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -394,6 +397,13 @@ func (x *DeployFunctionRequest) GetFunction() *Function {
 		return x.Function
 	}
 	return nil
+}
+
+func (x *DeployFunctionRequest) GetNoJob() bool {
+	if x != nil {
+		return x.NoJob
+	}
+	return false
 }
 
 type DeployFunctionResponse struct {
@@ -789,9 +799,10 @@ const file_sabot_v1_function_service_proto_rawDesc = "" +
 	"\acontent\x18\x02 \x01(\fB\r\xbaH\n" +
 	"z\b\x10\x01\x18\x80\x80\x80\x80\x01R\acontent\"H\n" +
 	"\x16UploadArtifactResponse\x12.\n" +
-	"\bartifact\x18\x01 \x01(\v2\x12.sabot.v1.ArtifactR\bartifact\"\xc6\x01\n" +
+	"\bartifact\x18\x01 \x01(\v2\x12.sabot.v1.ArtifactR\bartifact\"\xdd\x01\n" +
 	"\x15DeployFunctionRequest\x126\n" +
-	"\bfunction\x18\x01 \x01(\v2\x12.sabot.v1.FunctionB\x06\xbaH\x03\xc8\x01\x01R\bfunction:u\xbaHr\x1ap\n" +
+	"\bfunction\x18\x01 \x01(\v2\x12.sabot.v1.FunctionB\x06\xbaH\x03\xc8\x01\x01R\bfunction\x12\x15\n" +
+	"\x06no_job\x18\x02 \x01(\bR\x05noJob:u\xbaHr\x1ap\n" +
 	"\x0ffunction.source\x12%a function needs an artifact or a url\x1a6has(this.function.artifact) || this.function.url != ''\"H\n" +
 	"\x16DeployFunctionResponse\x12.\n" +
 	"\bfunction\x18\x01 \x01(\v2\x12.sabot.v1.FunctionR\bfunction\"1\n" +
