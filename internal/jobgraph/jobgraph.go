@@ -234,7 +234,9 @@ func (r *resolver) resolve() *Graph {
 			r.fail(v.ID, "graph.edges", "%s %s has no input; connect an edge to it", v.Kind, v.ID)
 		case v.Kind == KindSink && len(v.Outputs) > 0:
 			r.fail(v.ID, "graph.edges", "sink %s cannot have outputs", v.ID)
-		case v.Kind != KindSink && len(v.Outputs) == 0:
+		case v.Kind != KindSink && len(v.Outputs) == 0 && v.Operator.GetFunction() == nil:
+			// A function step's effects are its state and replies: its
+			// outputs may go unread.
 			r.fail(v.ID, "graph.edges", "%s %s has no output; its records would go nowhere", v.Kind, v.ID)
 		}
 	}
