@@ -31,6 +31,7 @@ type procCluster struct {
 	etcd       *testkit.Etcd
 	kafka      *testkit.Kafka
 	blobURL    string
+	addr       string // the gateway's
 	client     sabotv1connect.JobServiceClient
 	schedulers map[string]*proc
 	workers    map[string]*proc
@@ -44,6 +45,7 @@ func startProcCluster(t *testing.T, schedulers, workers, slots int) *procCluster
 		schedulers: map[string]*proc{}, workers: map[string]*proc{}, slots: slots}
 	c.blobURL, _, _ = fileBlob(t)
 	addr := testkit.FreeAddr(t)
+	c.addr = addr
 	startProc(t, c.bin, "gateway", nil, "gateway", "--etcd", c.etcd.Endpoints[0], "--addr", addr, "--blob-store", c.blobURL)
 	for i := range schedulers {
 		id := "s" + strconv.Itoa(i+1)
