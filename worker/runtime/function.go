@@ -627,9 +627,12 @@ func (f *functionOp) runChunk(b *fnBatch, lo, hi int, next *fnBatch) error {
 				return f.ctx.Err()
 			}
 			transport++
-			f.logger.Warn("function call failed", "function", f.name, "job", f.info.JobID, "subtask", f.info.Subtask,
+			f.logger.Warn("function call failed", "function", f.name, "subtask", f.info.Subtask,
 				"invocations", len(group), "attempt", transport, "error", err)
-			if !single && transport < maxCallRetries {
+			// A crashed or unreachable process is retried as is (the
+			// worker restarts it); a call that ran out of time likely
+			// holds the culprit: look for it at once.
+			if !single && transport < maxCallRetries && !errors.Is(err, errCallDeadline) {
 				if err := f.backoff(transport); err != nil {
 					return err
 				}
@@ -735,8 +738,8 @@ func (f *functionOp) call(b *fnBatch, idx []int) ([]*sabotv1.InvocationResult, e
 	if err != nil {
 		_ = f.sess.Close()
 		f.sess = nil
-		if errors.Is(err, context.DeadlineExceeded) && f.ctx.Err() == nil {
-			err = fmt.Errorf("function %q: call deadline %s exceeded: %w", f.name, f.timeout, err)
+		if ctx.Err() != nil && f.ctx.Err() == nil {
+			err = fmt.Errorf("function %q: %w (%s): %w", f.name, errCallDeadline, f.timeout, err)
 		}
 		return nil, err
 	}
@@ -1097,16 +1100,16 @@ func (f *functionOp) mutate(m *sabotv1.StateMutation) error {
 // fails the task, or dead-letters its messages and goes on.
 func (f *functionOp) failed(b *fnBatch, i int, msg string) error {
 	inv := b.invs[i]
-	f.logger.Error("function invocation failed", "function", f.name, "job", f.info.JobID, "subtask", f.info.Subtask,
+	f.logger.Error("function invocation failed", "function", f.name, "subtask", f.info.Subtask,
 		"key", string(inv.Key), "attempts", f.maxAttempts, "error", msg)
-	reqErr := fmt.Errorf("function %q failed on key %q: %s", f.name, inv.Key, msg)
+	reqErr := fmt.Errorf("function %q failed on key %q after %d attempts: %s", f.name, inv.Key, f.maxAttempts, msg)
 	for _, ev := range inv.GetEvents() {
 		if req := b.reqs[ev.GetMessage().GetReplyId()]; req != nil {
 			f.respond(req, nil, &FunctionError{Msg: reqErr.Error()})
 		}
 	}
 	if f.dead == nil {
-		return fmt.Errorf("%w after %d attempts (policy: fail; set on_failure: dead_letter to go on)", reqErr, f.maxAttempts)
+		return fmt.Errorf("%w (policy: fail; set on_failure: dead_letter to go on)", reqErr)
 	}
 	for _, ev := range inv.GetEvents() {
 		if m := ev.GetMessage(); m != nil {
@@ -1117,6 +1120,9 @@ func (f *functionOp) failed(b *fnBatch, i int, msg string) error {
 	}
 	return nil
 }
+
+// errCallDeadline marks a call that ran out of its time.
+var errCallDeadline = errors.New("call deadline exceeded")
 
 // FunctionError is an invocation the function failed: its error, panic or
 // malformed result, after the step's attempts.
