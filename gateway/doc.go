@@ -1,5 +1,6 @@
-// Package gateway serves Sabot's public API: the ConnectRPC JobService (and
-// later invocation routing and the web UI) plus GET /healthz.
+// Package gateway serves Sabot's public API: the ConnectRPC JobService and
+// FunctionService (function registry, artifacts, invoke routing) plus GET
+// /healthz.
 //
 // The gateway is stateless: every request reads or writes etcd through
 // internal/cluster, so any number of gateways can serve the same cluster.
@@ -15,6 +16,16 @@
 // their codes, not-found and invalid input get stable codes, and anything
 // else is Internal with its detail logged, not returned.
 //
-// Concurrency: handlers run on net/http's goroutines and share nothing but
-// the etcd client. Start owns the HTTP server; Close stops it.
+// Functions: DeployFunction stores a registration under
+// /sabot/v1/functions/<name> (version+1) and, in the same etcd
+// transaction, requests a redeploy of every job running the function (the
+// scheduler's rescale path: stop with a savepoint, swap the registration,
+// restart) or deploys the function's own job. Invoke routes a request to
+// the worker owning the key's key group (invoke.go has the rules) and
+// retries while the job restarts or rescales.
+//
+// Concurrency: handlers run on net/http's goroutines and share the etcd
+// client and the invoke router, whose mirror of jobs, assignments and
+// workers is kept by one goroutine following etcd watches. Start owns the
+// HTTP server and that goroutine; Close stops both.
 package gateway

@@ -22,22 +22,38 @@ type Gateway struct {
 	srv  *http.Server
 	done chan struct{} // closed when Serve returns
 	err  error         // Serve's error; read after done
+	rt   *router       // invoke routing; its mirror runs until Close
 
 	closeOnce sync.Once
 }
 
 // Handler returns the gateway's HTTP handler without listening, for
-// embedding in another server.
+// embedding in another server. Its invoke routing reads etcd on every
+// invocation (Start's gateway mirrors etcd instead).
 func Handler(cfg Config) (http.Handler, error) {
 	cfg.setDefaults()
+	h, _, err := newHandler(cfg)
+	return h, err
+}
+
+// newHandler builds the handler and the invoke router it routes with.
+func newHandler(cfg Config) (http.Handler, *router, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
-		return nil, fmt.Errorf("gateway: validator: %w", err)
+		return nil, nil, fmt.Errorf("gateway: validator: %w", err)
 	}
 	mux := http.NewServeMux()
 	svc := &jobService{cfg: cfg}
 	path, h := sabotv1connect.NewJobServiceHandler(svc,
 		connect.WithInterceptors(validateInterceptor(validator)),
+	)
+	mux.Handle(path, h)
+	rt := newRouter(cfg.Etcd, cfg.Logger)
+	fs := &functionService{cfg: cfg, jobs: svc, validator: validator, router: rt}
+	path, h = sabotv1connect.NewFunctionServiceHandler(fs,
+		connect.WithInterceptors(validateInterceptor(validator)),
+		// UploadArtifact carries a whole executable.
+		connect.WithReadMaxBytes(artifactReadMaxBytes),
 	)
 	mux.Handle(path, h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -50,7 +66,7 @@ func Handler(cfg Config) (http.Handler, error) {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	return mux, nil
+	return mux, rt, nil
 }
 
 // Start listens on cfg.Addr and serves until Close.
@@ -59,7 +75,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	h, err := Handler(cfg)
+	h, rt, err := newHandler(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +98,9 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 			ReadHeaderTimeout: 10 * time.Second,
 		},
 		done: make(chan struct{}),
+		rt:   rt,
 	}
+	rt.start()   // owned by g: Close stops it
 	go g.serve() // owned by g: Close stops it and waits for done
 	cfg.Logger.Info("gateway listening", "addr", g.Addr(), "api", "http://"+g.Addr())
 	return g, nil
@@ -107,6 +125,8 @@ func (g *Gateway) Close(ctx context.Context) error {
 			_ = g.srv.Close()
 		}
 		<-g.done
+		// No request is in flight any more: stop the routing mirror.
+		g.rt.close()
 		err = g.err
 	})
 	return err

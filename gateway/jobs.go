@@ -24,24 +24,9 @@ type jobService struct {
 
 func (s *jobService) DeployJob(ctx context.Context, req *connect.Request[sabotv1.DeployJobRequest]) (*connect.Response[sabotv1.DeployJobResponse], error) {
 	spec := req.Msg.GetSpec()
-	g, err := jobgraph.Resolve(spec)
+	job, err := s.newJob(ctx, spec)
 	if err != nil {
-		return nil, graphError(err)
-	}
-	if r := spec.GetRestore(); r != nil && s.cfg.Blob != nil {
-		if err := s.checkRestore(ctx, g, r); err != nil {
-			return nil, err
-		}
-	}
-	now := s.cfg.Now()
-	job := &sabotv1.Job{
-		Id:        cluster.NewJobID(now),
-		Spec:      spec,
-		CreatedAt: timestamppb.New(now),
-		Status: &sabotv1.JobStatus{
-			State:     sabotv1.JobState_JOB_STATE_CREATED,
-			UpdatedAt: timestamppb.New(now),
-		},
+		return nil, err
 	}
 	key := cluster.JobKey(job.GetId())
 	resp, err := s.cfg.Etcd.Txn(ctx).
@@ -57,6 +42,35 @@ func (s *jobService) DeployJob(ctx context.Context, req *connect.Request[sabotv1
 	}
 	s.cfg.Logger.Info("job deployed", "job", job.GetId(), "name", spec.GetName(), "savepoint", spec.GetRestore().GetLocation())
 	return connect.NewResponse(&sabotv1.DeployJobResponse{Job: job}), nil
+}
+
+// newJob is DeployJob's path from a valid request's spec to the record to
+// store: function steps without a registration get the registry's
+// (fillFunctions), the graph must resolve, and a restore must pass
+// checkRestore. DeployFunction builds its function jobs through it too.
+func (s *jobService) newJob(ctx context.Context, spec *sabotv1.JobSpec) (*sabotv1.Job, error) {
+	if err := s.fillFunctions(ctx, spec); err != nil {
+		return nil, err
+	}
+	g, err := jobgraph.Resolve(spec)
+	if err != nil {
+		return nil, graphError(err)
+	}
+	if r := spec.GetRestore(); r != nil && s.cfg.Blob != nil {
+		if err := s.checkRestore(ctx, g, r); err != nil {
+			return nil, err
+		}
+	}
+	now := s.cfg.Now()
+	return &sabotv1.Job{
+		Id:        cluster.NewJobID(now),
+		Spec:      spec,
+		CreatedAt: timestamppb.New(now),
+		Status: &sabotv1.JobStatus{
+			State:     sabotv1.JobState_JOB_STATE_CREATED,
+			UpdatedAt: timestamppb.New(now),
+		},
+	}, nil
 }
 
 // graphError turns jobgraph's findings into InvalidArgument naming each

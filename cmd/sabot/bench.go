@@ -74,6 +74,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	bench.AddCommand(nx)
 	bench.AddCommand(newBenchCheckpointsCmd(g))
 	bench.AddCommand(newBenchExchangeCmd(g))
+	bench.AddCommand(newBenchFunctionsCmd(g))
 	return bench
 }
 

@@ -22,22 +22,36 @@ func newDeployCmd(g *globals) *cobra.Command {
 		file                  string
 		fromSavepoint         string
 		allowNonRestoredState bool
+		fn                    functionDeploy
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy -f job.yaml [--from-savepoint LOCATION [--allow-non-restored-state]]",
-		Short: "Deploy a job from a manifest, optionally starting from a savepoint",
+		Use:   "deploy -f job.yaml [--from-savepoint LOCATION [--allow-non-restored-state]] | deploy DIR [--name N] | deploy --url URL [--name N]",
+		Short: "Deploy a job from a manifest, or a function from a Go package or a URL",
 		Long: "Deploy checks the manifest (every problem is reported with its file, line and field)\n" +
 			"and sends the job to the gateway, which stores it for the scheduler to run.\n\n" +
+			"deploy DIR builds the Go main package in DIR (a program calling sabot.Serve) for Linux,\n" +
+			"uploads it and registers the function it declares (--name picks one of several);\n" +
+			"deploy --url registers a function served at URL. Jobs running the function restart\n" +
+			"with the new version and keep their state; a function no job runs gets its own job.\n\n" +
 			"--from-savepoint starts the job from a savepoint (the location \"sabot savepoint\" or\n" +
 			"\"sabot stop\" printed) instead of from its sources' start positions with empty state;\n" +
 			"later restarts of the job use its own checkpoints. A gateway with the blob store\n" +
 			"refuses a savepoint that is missing or unreadable, was taken with another\n" +
 			"max_parallelism, or was taken of a job with a step this one no longer has (unless\n" +
 			"--allow-non-restored-state).\n\n" + savepointHelp,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				fn.dir = args[0]
+			}
+			if err := fn.check(file, fromSavepoint, allowNonRestoredState); err != nil {
+				return err
+			}
+			if fn.dir != "" || fn.url != "" {
+				return fn.run(cmd.Context(), cmd.OutOrStdout(), g)
+			}
 			if file == "" {
-				return fmt.Errorf("deploy: -f is required: the manifest to deploy")
+				return fmt.Errorf("deploy: -f is required: the manifest to deploy (or a function: deploy DIR, deploy --url URL)")
 			}
 			if allowNonRestoredState && fromSavepoint == "" {
 				return fmt.Errorf("deploy: --allow-non-restored-state applies only with --from-savepoint")
@@ -59,6 +73,8 @@ func newDeployCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "manifest file (YAML)")
 	cmd.Flags().StringVar(&fromSavepoint, "from-savepoint", "", "start from this savepoint (its location: savepoints/<id>/_metadata)")
 	cmd.Flags().BoolVar(&allowNonRestoredState, "allow-non-restored-state", false, "drop the savepoint's state of steps the job no longer has instead of refusing it")
+	cmd.Flags().StringVar(&fn.url, "url", "", "register the function served at this URL (the function protocol over HTTP/2)")
+	cmd.Flags().StringVar(&fn.name, "name", "", "with DIR or --url: the function to deploy when the program declares several")
 	return cmd
 }
 

@@ -1,5 +1,6 @@
 // Command sabot is Sabot's one binary: the CLI (deploy, jobs, cancel,
-// savepoint, stop, checkpoints, rescale, workers, autoscaler), the all-in-one development platform (dev), and each
+// savepoint, stop, checkpoints, rescale, workers, autoscaler, functions,
+// invoke), the all-in-one development platform (dev), and each
 // production role (gateway, scheduler, worker). It only maps flags to the
 // services' configs; the services live in their own packages.
 package main
@@ -82,10 +83,13 @@ func newRoot() *cobra.Command {
 		newRescaleCmd(g),
 		newWorkersCmd(g),
 		newAutoscalerCmd(g),
+		newFunctionsCmd(g),
+		newInvokeCmd(g),
 		newGatewayCmd(g),
 		newSchedulerCmd(),
 		newWorkerCmd(),
 		newBenchCmd(g),
+		newKafkaCmd(),
 	)
 	return root
 }
@@ -105,6 +109,9 @@ func describe(err error) string {
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
 		return fmt.Sprintf("sabot: %s: %s", cerr.Code(), cerr.Message())
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "sabot: ") {
+		return msg // the SDK's errors (package sabot) carry the prefix already
 	}
 	return "sabot: " + err.Error()
 }

@@ -12,6 +12,7 @@
 //	/sabot/v1/checkpoints/<job>/history  cluster.v1.CheckpointHistory the coordinator
 //	/sabot/v1/savepoints/<job>/<request> sabot.v1.SavepointRequest gateway or scheduler (rescale) create; the coordinator records the outcome
 //	/sabot/v1/autoscaler/<job>           cluster.v1.ScalingHistory the scheduler's autoscaler (fenced by leadership)
+//	/sabot/v1/functions/<name>           sabot.v1.Function     the gateway (DeployFunction: version+1, compare-and-swap, with the redeploy of the jobs running it)
 //	/sabot/v1/scheduler/election/…       leader election (client/v3/concurrency)
 //
 // Job ids sort by creation time (a hex millisecond timestamp followed by
