@@ -149,7 +149,7 @@ func (s *functionService) DeployFunction(ctx context.Context, req *connect.Reque
 			ops = append(ops, clientv3.OpPut(r.Key, cluster.Marshal(job)))
 			redeployed = append(redeployed, job.GetId())
 		}
-		if len(ops) > 0 {
+		if len(ops) > 0 || req.Msg.GetNoJob() {
 			return cmps, ops, nil
 		}
 		job, err := s.newFunctionJob(ctx, next)

@@ -543,3 +543,21 @@ func TestDeployJobFillsFunctions(t *testing.T) {
 		t.Fatalf("a given registration was replaced (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeployFunctionNoJob: a deploy with no_job registers the function and
+// starts no job for it.
+func TestDeployFunctionNoJob(t *testing.T) {
+	t.Parallel()
+	gw := startFunctionGateway(t, openFileStore(t))
+	resp, err := gw.fns.DeployFunction(t.Context(), connect.NewRequest(&sabotv1.DeployFunctionRequest{
+		Function: urlFunction("quiet", "http://127.0.0.1:1"), NoJob: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := resp.Msg.GetFunction().GetVersion(); v != 1 {
+		t.Fatalf("version %d, want 1", v)
+	}
+	if jobs := jobsRunning(t, gw.etcd.Client, "quiet"); len(jobs) != 0 {
+		t.Fatalf("%d jobs run the function deployed with no_job", len(jobs))
+	}
+}

@@ -40,7 +40,7 @@ func TestFunctionExactlyOnceSurvivesSIGKILL(t *testing.T) {
 	ctx := context.Background()
 	client := sdk.NewClient("http://" + c.addr)
 	defer client.Close()
-	if _, err := client.Deploy(ctx, counterDir); err != nil {
+	if _, err := client.Deploy(ctx, counterDir, sdk.DeployNoJob()); err != nil {
 		t.Fatal(err)
 	}
 	job, err := client.DeployJob(ctx, counterSpec(t, c.kafka))

@@ -63,7 +63,7 @@ func TestFunctionBadBehaviour(t *testing.T) {
 	ctx := context.Background()
 	c := sdk.NewClient(p.URL())
 	defer c.Close()
-	if _, err := c.Deploy(ctx, counterDir, sdk.DeployLimits(&sabotv1.FunctionLimits{CallTimeoutMs: 1000})); err != nil {
+	if _, err := c.Deploy(ctx, counterDir, sdk.DeployLimits(&sabotv1.FunctionLimits{CallTimeoutMs: 1000}), sdk.DeployNoJob()); err != nil {
 		t.Fatal(err)
 	}
 	brokers, _ := json.Marshal(kafka.Addrs)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,12 +13,18 @@ import (
 	"github.com/spf13/cobra"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/manifest"
 	sabotsdk "github.com/sabotdev/sabot/sdk/go"
 )
 
 // defaultInvokeTimeout bounds `sabot invoke`: the gateway waits for a
 // restarting or rescaling job within it.
 const defaultInvokeTimeout = 30 * time.Second
+
+// pipelineManifest is the manifest `sabot deploy DIR` deploys after the
+// function when DIR has one: the pipeline that runs the function (the
+// function then gets no job of its own).
+const pipelineManifest = "sabot.yaml"
 
 // functionDeploy is what `sabot deploy` needs to deploy a function: a
 // directory with a Go main package, or the URL of a function process.
@@ -56,6 +64,18 @@ func (d functionDeploy) run(ctx context.Context, w io.Writer, g *globals) error 
 		f   *sabotv1.Function
 		err error
 	)
+	// A directory with a pipeline manifest deploys the function for it:
+	// no job of its own, then the pipeline.
+	var pipeline *sabotv1.JobSpec
+	if d.dir != "" {
+		path := filepath.Join(d.dir, pipelineManifest)
+		if _, serr := os.Stat(path); serr == nil {
+			if pipeline, err = manifest.Load(path); err != nil {
+				return err
+			}
+			opts = append(opts, sabotsdk.DeployNoJob())
+		}
+	}
 	if d.url != "" {
 		f, err = c.DeployURL(ctx, d.url, d.name)
 	} else {
@@ -64,7 +84,17 @@ func (d functionDeploy) run(ctx context.Context, w io.Writer, g *globals) error 
 	if err != nil {
 		return err
 	}
-	return printFunctions(w, g.output, []*sabotv1.Function{f})
+	if err := printFunctions(w, g.output, []*sabotv1.Function{f}); err != nil {
+		return err
+	}
+	if pipeline == nil {
+		return nil
+	}
+	job, err := c.DeployJob(ctx, pipeline)
+	if err != nil {
+		return err
+	}
+	return printJobs(w, g.output, []*sabotv1.Job{job})
 }
 
 func newFunctionsCmd(g *globals) *cobra.Command {

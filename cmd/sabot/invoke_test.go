@@ -83,7 +83,7 @@ func TestInvokeIdempotentAndOrdered(t *testing.T) {
 	ctx := context.Background()
 	c := sdk.NewClient(p.URL())
 	defer c.Close()
-	if _, err := c.Deploy(ctx, counterDir); err != nil {
+	if _, err := c.Deploy(ctx, counterDir, sdk.DeployNoJob()); err != nil {
 		t.Fatal(err)
 	}
 	job, err := c.DeployJob(ctx, counterSpec(t, kafka))
@@ -186,4 +186,67 @@ func checkCounterState(t *testing.T, c *sdk.Client, jobID string, want map[strin
 		}
 	}
 	t.Logf("state of %d keys equals the ground truth", len(want))
+}
+
+// TestRedeployKeepsState deploys the counter (it gets its own job, fed by
+// Invoke), counts through it, deploys it again (a new version of the
+// registration), and checks that the job moved to the new version through
+// a savepoint and kept every count.
+func TestRedeployKeepsState(t *testing.T) {
+	t.Parallel()
+	p := testkit.StartPlatform(t, testkit.PlatformOptions{Workers: 1, Slots: 2})
+	ctx := context.Background()
+	c := sdk.NewClient(p.URL())
+	defer c.Close()
+	if _, err := c.Deploy(ctx, counterDir); err != nil {
+		t.Fatal(err)
+	}
+	var jobID string
+	testkit.Eventually(t, 30*time.Second, func() error {
+		jobs, err := c.ListJobs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.GetSpec().GetName() == "counter" && j.GetStatus().GetState() == sabotv1.JobState_JOB_STATE_RUNNING {
+				jobID = j.GetId()
+				return nil
+			}
+		}
+		return fmt.Errorf("the function's own job is not running yet (%d jobs)", len(jobs))
+	})
+	for i := range 3 {
+		if _, err := c.Invoke(ctx, "counter", "alice", []byte(`{}`), sdk.WithIdempotencyKey(fmt.Sprint("add-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := c.Deploy(ctx, counterDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.GetVersion() != 2 {
+		t.Fatalf("redeploy: version %d, want 2", f.GetVersion())
+	}
+	testkit.Eventually(t, 60*time.Second, func() error {
+		j, err := c.GetJob(ctx, jobID)
+		if err != nil {
+			return err
+		}
+		step := j.GetSpec().GetGraph().GetVertices()[1].GetOperator().GetFunction()
+		if v := step.GetFunction().GetVersion(); v != 2 || j.GetStatus().GetState() != sabotv1.JobState_JOB_STATE_RUNNING {
+			return fmt.Errorf("job runs version %d, %s (%s)", v, j.GetStatus().GetState(), j.GetStatus().GetMessage())
+		}
+		if j.GetStatus().GetLastRescale() == nil {
+			return fmt.Errorf("no savepoint cycle recorded")
+		}
+		return nil
+	})
+	reply, err := c.Invoke(ctx, "counter", "alice", []byte(`{"op":"get"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r countReply
+	if err := json.Unmarshal(reply, &r); err != nil || r.Count != 3 {
+		t.Fatalf("after the redeploy: %s (%v), want count 3", reply, err)
+	}
 }

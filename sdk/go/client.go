@@ -192,6 +192,13 @@ type DeployOption func(*deployConfig)
 type deployConfig struct {
 	name   string
 	limits *sabotv1.FunctionLimits
+	noJob  bool
+}
+
+// DeployNoJob registers the function without starting its own job when
+// no job runs it yet: a pipeline deployed next will run it.
+func DeployNoJob() DeployOption {
+	return func(c *deployConfig) { c.noJob = true }
 }
 
 // WithFunctionName picks the function to deploy from a program that
@@ -288,7 +295,7 @@ func (c *Client) Deploy(ctx context.Context, dir string, opts ...DeployOption) (
 		Spec:   spec,
 		Source: &sabotv1.Function_Artifact{Artifact: up.Msg.GetArtifact()},
 		Limits: cfg.limits,
-	})
+	}, cfg.noJob)
 }
 
 // DeployURL registers the function name served by a function process at
@@ -309,7 +316,7 @@ func (c *Client) DeployURL(ctx context.Context, url, name string, opts ...Deploy
 	if err != nil {
 		return nil, fmt.Errorf("sabot: deploy %s: %w", url, err)
 	}
-	return c.deployFunction(ctx, &sabotv1.Function{Spec: spec, Source: &sabotv1.Function_Url{Url: url}, Limits: cfg.limits})
+	return c.deployFunction(ctx, &sabotv1.Function{Spec: spec, Source: &sabotv1.Function_Url{Url: url}, Limits: cfg.limits}, cfg.noJob)
 }
 
 func deployOptions(opts []DeployOption) deployConfig {
@@ -320,8 +327,8 @@ func deployOptions(opts []DeployOption) deployConfig {
 	return cfg
 }
 
-func (c *Client) deployFunction(ctx context.Context, f *sabotv1.Function) (*sabotv1.Function, error) {
-	resp, err := c.fns.DeployFunction(ctx, connect.NewRequest(&sabotv1.DeployFunctionRequest{Function: f}))
+func (c *Client) deployFunction(ctx context.Context, f *sabotv1.Function, noJob bool) (*sabotv1.Function, error) {
+	resp, err := c.fns.DeployFunction(ctx, connect.NewRequest(&sabotv1.DeployFunctionRequest{Function: f, NoJob: noJob}))
 	if err != nil {
 		return nil, fmt.Errorf("sabot: deploy %s: %w", f.GetSpec().GetName(), err)
 	}
