@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds every manifest in this folder.
 //
-//go:embed *.yaml nexmark/*.yaml
+//go:embed *.yaml nexmark/*.yaml functions/*/sabot.yaml
 var FS embed.FS

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
+	"github.com/sabotdev/sabot/internal/cluster"
 	"github.com/sabotdev/sabot/internal/manifest"
 	sabotsdk "github.com/sabotdev/sabot/sdk/go"
 )
@@ -89,6 +90,21 @@ func (d functionDeploy) run(ctx context.Context, w io.Writer, g *globals) error 
 	}
 	if pipeline == nil {
 		return nil
+	}
+	// Deploying the directory again: the running pipeline was redeployed
+	// with the new version (keeping its state); a second one would start
+	// over from its sources.
+	jobs, err := c.ListJobs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.GetSpec().GetName() == pipeline.GetName() && !cluster.IsTerminal(j.GetStatus().GetState()) &&
+			cluster.RunsFunction(j.GetSpec(), f.GetSpec().GetName()) {
+			_, err := fmt.Fprintf(w, "pipeline %s already runs as job %s: it moves to version %d of %s, keeping its state\n",
+				pipeline.GetName(), j.GetId(), f.GetVersion(), f.GetSpec().GetName())
+			return err
+		}
 	}
 	job, err := c.DeployJob(ctx, pipeline)
 	if err != nil {

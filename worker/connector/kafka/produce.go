@@ -152,6 +152,9 @@ func producerOpts(cfg SinkConfig, extra ...kgo.Opt) []kgo.Opt {
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence (kgo's default) and transactions require it
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
 		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
+		// As Kafka's Java producer: a missing topic is created when the
+		// broker allows it (auto.create.topics.enable).
+		kgo.AllowAutoTopicCreation(),
 	)
 	switch cfg.Partitioning {
 	case PartitionRoundRobin:
