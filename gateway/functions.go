@@ -21,6 +21,7 @@ import (
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/blob"
 	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/invoke"
 )
 
 // Function jobs: what DeployFunction deploys for a function no job runs.
@@ -49,7 +50,7 @@ type functionService struct {
 	cfg       Config
 	jobs      *jobService // the deploy path function jobs go through
 	validator protovalidate.Validator
-	router    *router
+	router    *invoke.Router
 }
 
 // UploadArtifact stores content under artifacts/<sha256> in the blob
@@ -214,10 +215,7 @@ func (s *functionService) checkSource(ctx context.Context, f *sabotv1.Function) 
 
 // hostsFunction reports whether job runs the function name and will go on
 // running: not terminal and not being cancelled.
-func hostsFunction(job *sabotv1.Job, name string) bool {
-	st := job.GetStatus().GetState()
-	return !cluster.IsTerminal(st) && st != sabotv1.JobState_JOB_STATE_CANCELING && cluster.RunsFunction(job.GetSpec(), name)
-}
+func hostsFunction(job *sabotv1.Job, name string) bool { return invoke.HostsFunction(job, name) }
 
 // redeploy records on job the switch to the registration f (see
 // DeployFunction), or says as FailedPrecondition why job cannot take it

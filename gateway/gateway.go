@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sabotdev/sabot/gen/sabot/v1/sabotv1connect"
+	"github.com/sabotdev/sabot/internal/invoke"
 )
 
 // Gateway is a running gateway.
@@ -22,7 +23,7 @@ type Gateway struct {
 	srv  *http.Server
 	done chan struct{} // closed when Serve returns
 	err  error         // Serve's error; read after done
-	rt   *router       // invoke routing; its mirror runs until Close
+	rt   *invoke.Router       // invoke routing; its mirror runs until Close
 
 	closeOnce sync.Once
 }
@@ -37,7 +38,7 @@ func Handler(cfg Config) (http.Handler, error) {
 }
 
 // newHandler builds the handler and the invoke router it routes with.
-func newHandler(cfg Config) (http.Handler, *router, error) {
+func newHandler(cfg Config) (http.Handler, *invoke.Router, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: validator: %w", err)
@@ -48,7 +49,7 @@ func newHandler(cfg Config) (http.Handler, *router, error) {
 		connect.WithInterceptors(validateInterceptor(validator)),
 	)
 	mux.Handle(path, h)
-	rt := newRouter(cfg.Etcd, cfg.Logger)
+	rt := invoke.NewRouter(cfg.Etcd, cfg.Logger)
 	fs := &functionService{cfg: cfg, jobs: svc, validator: validator, router: rt}
 	path, h = sabotv1connect.NewFunctionServiceHandler(fs,
 		connect.WithInterceptors(validateInterceptor(validator)),
@@ -100,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		done: make(chan struct{}),
 		rt:   rt,
 	}
-	rt.start()   // owned by g: Close stops it
+	rt.Start()   // owned by g: Close stops it
 	go g.serve() // owned by g: Close stops it and waits for done
 	cfg.Logger.Info("gateway listening", "addr", g.Addr(), "api", "http://"+g.Addr())
 	return g, nil
@@ -126,7 +127,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}
 		<-g.done
 		// No request is in flight any more: stop the routing mirror.
-		g.rt.close()
+		g.rt.Close()
 		err = g.err
 	})
 	return err

@@ -634,7 +634,10 @@ type InvokeRequest struct {
 	// holds its effect completes. Faster; a worker crash before that
 	// checkpoint undoes the effect, so the caller must retry with the same
 	// idempotency key until it gets a committed reply to be sure of it.
-	Uncommitted   bool `protobuf:"varint,6,opt,name=uncommitted,proto3" json:"uncommitted,omitempty"`
+	Uncommitted bool `protobuf:"varint,6,opt,name=uncommitted,proto3" json:"uncommitted,omitempty"`
+	// The sender's address ("function/key") when a function sent the
+	// message (set by workers); the function sees it as the message's from.
+	From          string `protobuf:"bytes,7,opt,name=from,proto3" json:"from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,6 +712,13 @@ func (x *InvokeRequest) GetUncommitted() bool {
 		return x.Uncommitted
 	}
 	return false
+}
+
+func (x *InvokeRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
 }
 
 type InvokeResponse struct {
@@ -812,7 +822,7 @@ const file_sabot_v1_function_service_proto_rawDesc = "" +
 	"\bfunction\x18\x01 \x01(\v2\x12.sabot.v1.FunctionR\bfunction\"\x16\n" +
 	"\x14ListFunctionsRequest\"I\n" +
 	"\x15ListFunctionsResponse\x120\n" +
-	"\tfunctions\x18\x01 \x03(\v2\x12.sabot.v1.FunctionR\tfunctions\"\xf0\x01\n" +
+	"\tfunctions\x18\x01 \x03(\v2\x12.sabot.v1.FunctionR\tfunctions\"\x8e\x02\n" +
 	"\rInvokeRequest\x12%\n" +
 	"\bfunction\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bfunction\x12\x1c\n" +
 	"\x03key\x18\x02 \x01(\tB\n" +
@@ -821,7 +831,8 @@ const file_sabot_v1_function_service_proto_rawDesc = "" +
 	"\xbaH\az\x05\x18\x80\x80\x80\x02R\apayload\x121\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x0eidempotencyKey\x12\x1f\n" +
 	"\x06job_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x05jobId\x12 \n" +
-	"\vuncommitted\x18\x06 \x01(\bR\vuncommitted\"d\n" +
+	"\vuncommitted\x18\x06 \x01(\bR\vuncommitted\x12\x1c\n" +
+	"\x04from\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xe8 R\x04from\"d\n" +
 	"\x0eInvokeResponse\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x12\x1c\n" +
