@@ -16,4 +16,3 @@ func (s *functionService) Invoke(ctx context.Context, req *connect.Request[sabot
 	}
 	return connect.NewResponse(resp), nil
 }
-

@@ -9,6 +9,7 @@ import (
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/gen/sabot/v1/sabotv1connect"
+	"github.com/sabotdev/sabot/internal/invoke"
 	"github.com/sabotdev/sabot/worker/function"
 	"github.com/sabotdev/sabot/worker/runtime"
 )
@@ -76,4 +77,20 @@ func (h invokeHandler) Invoke(ctx context.Context, req *connect.Request[sabotv1.
 	default:
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
+}
+
+// messenger delivers the messages functions send to other functions (or
+// to keys another subtask owns), routed like Invoke requests: to the
+// worker owning the receiver's key in the one job running the receiving
+// function, as committed invocations.
+type messenger struct{ rt *invoke.Router }
+
+func (m messenger) Deliver(ctx context.Context, req *sabotv1.InvokeRequest) error {
+	_, err := m.rt.Invoke(ctx, req)
+	if connect.CodeOf(err) == connect.CodeAborted {
+		// The receiving function failed on the message for good: its
+		// step's policy dealt with it (dead letter, or a failed job).
+		return nil
+	}
+	return err
 }

@@ -193,6 +193,7 @@ func (s *session) execute(ctx context.Context, asg *clusterv1.Assignment, r *run
 		Coordination: s.w.srv.coord,
 		FunctionHost: functionHost{s.w.functions},
 		Invocations:  s.w.invoke,
+		Messenger:    messenger{s.w.router},
 		Logger:       s.w.cfg.Logger.With("job", asg.GetJobId()),
 		PrintOut:     s.w.cfg.PrintOut,
 		OnTaskState: func(vertex string, subtask int32, state sabotv1.TaskState) {

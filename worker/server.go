@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/sabotdev/sabot/gen/sabot/v1/sabotv1connect"
 	"github.com/sabotdev/sabot/worker/runtime"
 )
@@ -39,7 +41,8 @@ func listen(ctx context.Context, cfg Config, invoke *runtime.Invocations) (*serv
 	mux := http.NewServeMux()
 	mux.Handle(s.net.Handler())
 	mux.Handle(s.coord.Handler())
-	mux.Handle(sabotv1connect.NewFunctionServiceHandler(invokeHandler{inv: invoke}))
+	// Replies are small: compressing them is all cost (bench functions).
+	mux.Handle(sabotv1connect.NewFunctionServiceHandler(invokeHandler{inv: invoke}, connect.WithCompressMinBytes(4096)))
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	s.srv = &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 10 * time.Second,

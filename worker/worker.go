@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sabotdev/sabot/worker/function"
-	"github.com/sabotdev/sabot/worker/runtime"
 	"os"
 	"sync"
 	"time"
+
+	invokepkg "github.com/sabotdev/sabot/internal/invoke"
+	"github.com/sabotdev/sabot/worker/function"
+	"github.com/sabotdev/sabot/worker/runtime"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,8 +28,9 @@ type Worker struct {
 	addr       string // base URL of srv
 	functions  *function.Host
 	invoke     *runtime.Invocations
-	tmpDir     string        // removed by Close
-	registered chan struct{} // closed after the first registration
+	router     *invokepkg.Router // routes messages between functions
+	tmpDir     string            // removed by Close
+	registered chan struct{}     // closed after the first registration
 	regOnce    sync.Once
 	closeOnce  sync.Once
 }
@@ -54,9 +57,10 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{cfg: cfg, g: group.New(context.WithoutCancel(ctx)), registered: make(chan struct{}), srv: srv, addr: srv.address(cfg.Advertise),
-		invoke: invoke, tmpDir: tmpDir,
+		invoke: invoke, tmpDir: tmpDir, router: invokepkg.NewRouter(cfg.Etcd, cfg.Logger),
 		functions: function.NewHost(function.HostConfig{Blobs: cfg.Blob, Dir: cfg.FunctionDir, Logger: cfg.Logger.With("worker", cfg.ID)})}
-	go srv.serve() // owned by w: Close stops it and waits
+	go srv.serve()   // owned by w: Close stops it and waits
+	w.router.Start() // owned by w: Close stops it
 	w.g.Go("worker.sessions", w.sessionLoop, "worker", cfg.ID)
 	select {
 	case <-w.registered:
@@ -76,6 +80,7 @@ func (w *Worker) Close() {
 	w.closeOnce.Do(func() {
 		w.g.Stop(errors.New("worker: closed"))
 		w.srv.close()
+		w.router.Close()
 		w.functions.Close()
 		if w.tmpDir != "" {
 			_ = os.RemoveAll(w.tmpDir)

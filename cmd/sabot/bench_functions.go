@@ -100,11 +100,10 @@ const (
 	fnBenchMaxLatencies = 1 << 20
 	// fnBenchMaxSocket is the longest unix socket path Linux binds.
 	fnBenchMaxSocket = 107
+	// fnBenchAdd is the payload of a counting request (any op but "get"
+	// counts).
+	fnBenchAdd = `{"op":"add"}`
 )
-
-// fnBenchAdd is the payload of a counting request (any op but "get"
-// counts).
-var fnBenchAdd = []byte(`{"op":"add"}`) //nolint:gochecknoglobals // constant bytes
 
 // functionsBenchOptions are bench functions' flags.
 type functionsBenchOptions struct {
@@ -178,7 +177,7 @@ func newBenchFunctionsCmd(g *globals) *cobra.Command {
 	f.Int64Var(&o.keys, "keys", 1000, "distinct keys of the stream runs")
 	f.IntSliceVar(&o.batches, "max-batch", []int{256, 1}, "the function's max_batch (invocations per call) of each stream run; the ratio is the first over the last")
 	f.StringVar(&o.functionDir, "function-dir", "", "the counter function's directory (default: internal/testfn/counter of this module, found from the source or `go list -m`)")
-	f.StringVar(&o.dir, "dir", "", "where to make the scratch directory for the platform's data (default: the system's temporary directory)")
+	f.StringVar(&o.dir, "dir", "", "where to make the scratch directory for the platform's data, removed at the end; keep it short, function processes' sockets go under it (default: the system's temporary directory)")
 	f.StringSliceVar(&o.parts, "parts", []string{"invoke", "baseline", "stream"}, "parts to run: invoke, baseline, stream (ratios need invoke and baseline)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (platform and clients; not the function process) to this file")
 	f.BoolVar(&o.verify, "verify", false, "internal: bind the function's output to a file sink and check every key's counts after each stream run")
@@ -548,9 +547,10 @@ func (b *fnBench) invokeRun(ctx context.Context, jobID, mode string, cc int) (in
 	if !committed {
 		opts = append(opts, sabotsdk.Uncommitted())
 	}
+	payload := []byte(fnBenchAdd)
 	call := func(ctx context.Context, client int, n int64) error {
 		key := fmt.Sprintf("%s-%d-%d", mode, cc, client)
-		r, err := b.c.InvokeResult(ctx, fnBenchName, key, fnBenchAdd, opts...)
+		r, err := b.c.InvokeResult(ctx, fnBenchName, key, payload, opts...)
 		if err != nil {
 			return err
 		}
@@ -590,12 +590,13 @@ func (b *fnBench) baseline(ctx context.Context, reg *sabotv1.Function) error {
 				return nil, nil, err
 			}
 			key := fmt.Sprintf("baseline-%d-%d", cc, client)
+			payload := []byte(fnBenchAdd)
 			var count []byte
 			var id uint64
 			return func(ctx context.Context, n int64) error {
 				id++
 				inv := &sabotv1.Invocation{Function: fnBenchName, Key: []byte(key), Events: []*sabotv1.Event{{Kind: &sabotv1.Event_Message{
-					Message: &sabotv1.Message{Payload: fnBenchAdd, ReplyId: "r" + strconv.FormatUint(id, 10)}}}}}
+					Message: &sabotv1.Message{Payload: payload, ReplyId: "r" + strconv.FormatUint(id, 10)}}}}}
 				if count != nil {
 					inv.State = []*sabotv1.StateValue{{State: "count", Value: &sabotv1.StateValue_Bytes{Bytes: count}}}
 				}

@@ -37,12 +37,13 @@ type procCluster struct {
 	workers    map[string]*proc
 	nworkers   int
 	slots      int
+	workerEnv  []string // extra environment of worker processes
 }
 
-func startProcCluster(t *testing.T, schedulers, workers, slots int) *procCluster {
+func startProcCluster(t *testing.T, schedulers, workers, slots int, workerEnv ...string) *procCluster {
 	c := &procCluster{t: t, bin: buildBinary(t), etcd: testkit.StartEtcd(t),
 		kafka:      testkit.StartKafka(t, testkit.WithTopics(4, "in", "out")),
-		schedulers: map[string]*proc{}, workers: map[string]*proc{}, slots: slots}
+		schedulers: map[string]*proc{}, workers: map[string]*proc{}, slots: slots, workerEnv: workerEnv}
 	c.blobURL, _, _ = fileBlob(t)
 	addr := testkit.FreeAddr(t)
 	c.addr = addr
@@ -63,7 +64,7 @@ func startProcCluster(t *testing.T, schedulers, workers, slots int) *procCluster
 func (c *procCluster) addWorker() string {
 	c.nworkers++
 	id := "w" + strconv.Itoa(c.nworkers)
-	c.workers[id] = startProc(c.t, c.bin, id, nil, "worker", "--etcd", c.etcd.Endpoints[0], "--slots", strconv.Itoa(c.slots),
+	c.workers[id] = startProc(c.t, c.bin, id, c.workerEnv, "worker", "--etcd", c.etcd.Endpoints[0], "--slots", strconv.Itoa(c.slots),
 		"--id", id, "--blob-store", c.blobURL, "--lease-ttl", "2s", "--metrics-interval", "1s")
 	return id
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 )
 
 // TestFunctionExactlyOnceSurvivesSIGKILL runs Kafka → the counter function
+// (forwarding every fifth message of key k to key "f"+k, a message
+// between subtasks when another owns that key)
 // (a child process of each worker, deployed with the SDK's Deploy: built,
 // uploaded by hash, fetched and verified by the workers) → transactional
 // Kafka at parallelism 2 over two worker processes, while input flows, and
@@ -36,7 +39,7 @@ func TestFunctionExactlyOnceSurvivesSIGKILL(t *testing.T) {
 	if *longCrash {
 		kills = 40
 	}
-	c := startProcCluster(t, 1, 2, 2)
+	c := startProcCluster(t, 1, 2, 2, "SABOT_COUNTER_FORWARD=1")
 	ctx := context.Background()
 	client := sdk.NewClient("http://" + c.addr)
 	defer client.Close()
@@ -90,7 +93,15 @@ func TestFunctionExactlyOnceSurvivesSIGKILL(t *testing.T) {
 		t.Logf("kill %d: worker %s killed; attempt %d running after %s", i+1, victim, job.GetStatus().GetAttempt(), time.Since(killedAt).Round(time.Millisecond))
 	}
 	produced := prod.stop()
-	checkCountOutput(t, c.kafka, produced, true, fmt.Sprintf("%d function process kills, %d worker kills", fnKills, workerKills))
+	// Every fifth message of key k also sent one to key "f"+k, through the
+	// outbox when another subtask owns it.
+	forwarded := int64(0)
+	for k, n := range maps.Clone(produced) {
+		produced["f"+k] = n / 5
+		forwarded += n / 5
+	}
+	checkCountOutput(t, c.kafka, produced, true, fmt.Sprintf("%d function process kills, %d worker kills, %d messages between keys",
+		fnKills, workerKills, forwarded))
 	checkCounterState(t, client, id, produced)
 	if _, err := c.client.CancelJob(ctx, connect.NewRequest(&sabotv1.CancelJobRequest{JobId: id})); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 // sabotKafka runs `sabot kafka ARGS` in process with stdin and returns its
 // stdout and the error the binary would print, or "".
-func sabotKafka(t *testing.T, ctx context.Context, stdin string, args ...string) (string, string) {
+func sabotKafka(ctx context.Context, t *testing.T, stdin string, args ...string) (string, string) {
 	t.Helper()
 	root := newRoot()
 	var out, errOut bytes.Buffer
@@ -67,7 +67,7 @@ func TestKafkaProduceConsume(t *testing.T) {
 {"card":"a\u00e9","amount":1}
 {"card":42,"amount":1}
 `
-	out, errMsg := sabotKafka(t, ctx, in, "produce", "tx", "--brokers", brokers, "--key-field", "card")
+	out, errMsg := sabotKafka(ctx, t, in, "produce", "tx", "--brokers", brokers, "--key-field", "card")
 	if errMsg != "" || out != "produced 5 records to tx\n" {
 		t.Fatalf("produce: %q, %q; want 5 records produced", out, errMsg)
 	}
@@ -101,7 +101,7 @@ func TestKafkaProduceConsume(t *testing.T) {
 		t.Errorf("records of key 4111 out of order: %v", order)
 	}
 
-	out, errMsg = sabotKafka(t, ctx, "", "consume", "tx", "--brokers", brokers, "--from-start", "--max", "5", "--timeout", "30s")
+	out, errMsg = sabotKafka(ctx, t, "", "consume", "tx", "--brokers", brokers, "--from-start", "--max", "5", "--timeout", "30s")
 	if errMsg != "" {
 		t.Fatalf("consume: %s", errMsg)
 	}
@@ -138,7 +138,7 @@ func TestKafkaProduceBadLine(t *testing.T) {
 		if tt.keyField != "" {
 			args = append(args, "--key-field", tt.keyField)
 		}
-		out, errMsg := sabotKafka(t, ctx, tt.in, args...)
+		out, errMsg := sabotKafka(ctx, t, tt.in, args...)
 		if want := fmt.Sprintf("produced %d records to tx\n", tt.produced); out != want || !strings.Contains(errMsg, tt.err) {
 			t.Errorf("%s: produce: %q, %q; want %q and an error with %q", tt.name, out, errMsg, want, tt.err)
 		}
@@ -182,11 +182,11 @@ func TestKafkaConsumeReadCommitted(t *testing.T) {
 	txn("aborted", kgo.TryAbort)
 	txn("committed-2", kgo.TryCommit)
 
-	out, errMsg := sabotKafka(t, ctx, "", "consume", "out", "--brokers", brokers, "--from-start", "--read-committed", "--max", "2", "--timeout", "30s")
+	out, errMsg := sabotKafka(ctx, t, "", "consume", "out", "--brokers", brokers, "--from-start", "--read-committed", "--max", "2", "--timeout", "30s")
 	if errMsg != "" || out != "committed-1\ncommitted-2\n" {
 		t.Errorf("consume --read-committed: %q, %q; want the two committed records", out, errMsg)
 	}
-	out, errMsg = sabotKafka(t, ctx, "", "consume", "out", "--brokers", brokers, "--from-start", "--max", "3", "--timeout", "30s")
+	out, errMsg = sabotKafka(ctx, t, "", "consume", "out", "--brokers", brokers, "--from-start", "--max", "3", "--timeout", "30s")
 	if errMsg != "" || out != "committed-1\naborted\ncommitted-2\n" {
 		t.Errorf("consume: %q, %q; want all three records", out, errMsg)
 	}
@@ -197,7 +197,7 @@ func TestKafkaConsumeTimeout(t *testing.T) {
 	k := testkit.StartKafka(t, testkit.WithTopics(1, "few"))
 	brokers := strings.Join(k.Addrs, ",")
 	ctx := kafkaTestCtx(t)
-	if out, errMsg := sabotKafka(t, ctx, "1\n2\n", "produce", "few", "--brokers", brokers); errMsg != "" {
+	if out, errMsg := sabotKafka(ctx, t, "1\n2\n", "produce", "few", "--brokers", brokers); errMsg != "" {
 		t.Fatalf("produce: %q, %s", out, errMsg)
 	}
 	tests := []struct {
@@ -211,7 +211,7 @@ func TestKafkaConsumeTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		args := append([]string{"consume", "few", "--brokers", brokers, "--from-start", "--timeout", "1s"}, tt.args...)
-		out, errMsg := sabotKafka(t, ctx, "", args...)
+		out, errMsg := sabotKafka(ctx, t, "", args...)
 		if out != tt.out || !strings.Contains(errMsg, tt.err) || tt.err == "" && errMsg != "" {
 			t.Errorf("%s: consume: %q, %q; want %q, %q", tt.name, out, errMsg, tt.out, tt.err)
 		}
@@ -225,13 +225,13 @@ func TestKafkaConsumeFromEnd(t *testing.T) {
 	k := testkit.StartKafka(t, testkit.WithTopics(1, "live"))
 	brokers := strings.Join(k.Addrs, ",")
 	ctx := kafkaTestCtx(t)
-	if _, errMsg := sabotKafka(t, ctx, `"old"`+"\n", "produce", "live", "--brokers", brokers); errMsg != "" {
+	if _, errMsg := sabotKafka(ctx, t, `"old"`+"\n", "produce", "live", "--brokers", brokers); errMsg != "" {
 		t.Fatal(errMsg)
 	}
 	type result struct{ out, err string }
 	done := make(chan result, 1)
 	go func() {
-		out, errMsg := sabotKafka(t, ctx, "", "consume", "live", "--brokers", brokers, "--max", "1", "--timeout", "30s")
+		out, errMsg := sabotKafka(ctx, t, "", "consume", "live", "--brokers", brokers, "--max", "1", "--timeout", "30s")
 		done <- result{out, errMsg}
 	}()
 	// When consume has found the end of the topic is its business: keep
@@ -262,7 +262,7 @@ func TestKafkaProduceUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	out, errMsg := sabotKafka(t, ctx, "{}\n", "produce", "t", "--brokers", "127.0.0.1:1")
+	out, errMsg := sabotKafka(ctx, t, "{}\n", "produce", "t", "--brokers", "127.0.0.1:1")
 	if out != "produced 0 records to t\n" || errMsg == "" {
 		t.Errorf("produce to nowhere: %q, %q; want an error", out, errMsg)
 	}
@@ -274,12 +274,12 @@ func TestKafkaCreateTopic(t *testing.T) {
 	brokers := strings.Join(k.Addrs, ",")
 	ctx := kafkaTestCtx(t)
 
-	out, errMsg := sabotKafka(t, ctx, "", "create-topic", "new", "old", "--brokers", brokers, "--partitions", "3")
+	out, errMsg := sabotKafka(ctx, t, "", "create-topic", "new", "old", "--brokers", brokers, "--partitions", "3")
 	if errMsg != "" || out != "new: created, 3 partition(s)\nold: exists\n" {
 		t.Fatalf("create-topic: %q, %q", out, errMsg)
 	}
 	// Creating again is no error: a README's commands may be run twice.
-	if out, errMsg = sabotKafka(t, ctx, "", "create-topic", "new", "--brokers", brokers); errMsg != "" || out != "new: exists\n" {
+	if out, errMsg = sabotKafka(ctx, t, "", "create-topic", "new", "--brokers", brokers); errMsg != "" || out != "new: exists\n" {
 		t.Fatalf("create-topic again: %q, %q", out, errMsg)
 	}
 	// The oracle: the broker's metadata.
@@ -301,7 +301,7 @@ func TestKafkaCreateTopic(t *testing.T) {
 		t.Errorf("partitions %v, want new: 3, old: 1 (left as it was)", got)
 	}
 
-	if _, errMsg = sabotKafka(t, ctx, "", "create-topic", "x", "--brokers", brokers, "--partitions", "0"); !strings.Contains(errMsg, "--partitions 0") {
+	if _, errMsg = sabotKafka(ctx, t, "", "create-topic", "x", "--brokers", brokers, "--partitions", "0"); !strings.Contains(errMsg, "--partitions 0") {
 		t.Errorf("create-topic --partitions 0: %q, want refused", errMsg)
 	}
 }

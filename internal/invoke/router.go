@@ -117,6 +117,7 @@ func (e jobEntry) takesInvocations() bool {
 	return !cluster.IsTerminal(e.state) && e.state != sabotv1.JobState_JOB_STATE_CANCELING
 }
 
+// NewRouter returns a router reading etcd; Start begins its mirror.
 func NewRouter(etcd *clientv3.Client, log *slog.Logger) *Router {
 	// Workers serve HTTP/2 without TLS only (h2c with prior knowledge):
 	// a transport that also allowed HTTP/1 would speak HTTP/1.1 to http://

@@ -160,7 +160,9 @@ func ServeListener(ctx context.Context, l net.Listener, fns ...Function) error {
 	cancel()
 	close(hardStop)
 	_ = srv.Close()
-	<-served
+	if err := <-served; err != nil && serveErr == nil && !errors.Is(err, http.ErrServerClosed) {
+		serveErr = fmt.Errorf("sabot: serve: %w", err)
+	}
 	s.group.stopAndWait()
 	return serveErr
 }

@@ -105,6 +105,9 @@ type Config struct {
 	// Invoke requests are routed to; nil: function steps take no
 	// invocations.
 	Invocations *Invocations
+	// Messenger delivers messages functions send to other functions or to
+	// keys other subtasks own; nil: such messages are malformed results.
+	Messenger FunctionMessenger
 	// WindowFunctions are the window functions (WindowAggregate.function)
 	// this worker can run, by name: WindowFunction, or WindowAggregator
 	// for incremental aggregation.

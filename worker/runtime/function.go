@@ -137,6 +137,14 @@ type functionOp struct {
 
 	inbox *fnInbox
 
+	// Messages to other functions and subtasks (function_mail.go).
+	messenger  FunctionMessenger
+	mail       *fnMail
+	outbox     *state.ListState[[]byte]
+	outseq     *state.ValueState[int64]
+	mailCancel context.CancelFunc
+	mailDone   chan struct{}
+
 	// out is the Output of the current call into the operator.
 	ctx context.Context
 	out Output
@@ -166,18 +174,19 @@ func newFunctionOp(step *sabotv1.FunctionStep, v *jobgraph.Vertex, info TaskInfo
 		name: name, step: step, fn: fn, info: info, logger: e.logger, clock: e.clock, mem: e.mem,
 		host: e.functionHost, inv: e.invocations, maxP: e.maxParallelism,
 		keys: keys, keyCol: v.Inputs[0].KeyIndices[0], tsCol: tsCol, enc: jsonrow.NewEncoder(v.InputSchema),
-		st:      newKeyedState(v, info, e),
-		specs:   map[string]*sabotv1.StateSpec{},
-		values:  map[string]*state.ValueState[[]byte]{},
-		lists:   map[string]*state.ListState[[]byte]{},
-		maps:    map[string]*state.MapState[[]byte, []byte]{},
-		delayed: map[sabotv1.TimeDomain]*state.ListState[[]byte]{},
-		outs:    map[string]*fnOutput{},
-		replies: newCollector(e.mem, v.Schema, e.batchSize),
-		timeout: time.Duration(fn.GetLimits().GetCallTimeoutMs()) * time.Millisecond,
+		st:       newKeyedState(v, info, e),
+		specs:    map[string]*sabotv1.StateSpec{},
+		values:   map[string]*state.ValueState[[]byte]{},
+		lists:    map[string]*state.ListState[[]byte]{},
+		maps:     map[string]*state.MapState[[]byte, []byte]{},
+		delayed:  map[sabotv1.TimeDomain]*state.ListState[[]byte]{},
+		outs:     map[string]*fnOutput{},
+		replies:  newCollector(e.mem, v.Schema, e.batchSize),
+		timeout:  time.Duration(fn.GetLimits().GetCallTimeoutMs()) * time.Millisecond,
 		maxBatch: int(fn.GetLimits().GetMaxBatch()), maxAttempts: int(step.GetMaxAttempts()),
 		cpOn: e.cp != nil, wm: MinWatermark,
-		inbox: newFnInbox(),
+		inbox:     newFnInbox(),
+		messenger: e.messenger, mail: newFnMail(),
 	}
 	if f.timeout <= 0 {
 		f.timeout = defaultFunctionCallTimeout
@@ -312,8 +321,22 @@ func (f *functionOp) Open(ctx context.Context) error {
 	if f.dtimers, err = k.TimerService(fnTimersDelayed); err != nil {
 		return err
 	}
+	if err := f.outboxStates(k); err != nil {
+		return err
+	}
+	if err := f.openOutboxes(); err != nil {
+		return err
+	}
 	if f.conn, err = f.host.OpenFunction(ctx, f.fn); err != nil {
 		return fmt.Errorf("function %q: %w", f.name, err)
+	}
+	if f.messenger != nil {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		f.mailCancel, f.mailDone = cancel, make(chan struct{})
+		go func() { // owned by f: Close stops it and waits
+			defer close(f.mailDone)
+			f.mailer(ctx)
+		}()
 	}
 	if f.inv != nil {
 		f.inv.register(f)
@@ -324,6 +347,10 @@ func (f *functionOp) Open(ctx context.Context) error {
 func (f *functionOp) Close() error {
 	if f.inv != nil {
 		f.inv.unregister(f)
+	}
+	if f.mailCancel != nil {
+		f.mailCancel()
+		<-f.mailDone
 	}
 	f.inbox.close(fmt.Errorf("%w: the function subtask stopped", ErrNotOwner))
 	f.failWaiting(fmt.Errorf("%w: the function subtask stopped before the checkpoint holding the effect completed; retry with the same idempotency key", ErrNotOwner))
@@ -405,7 +432,9 @@ func (f *functionOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, ou
 		}
 		b.add(keys.Value(i), uint16(f.keys.hashes[i]), &sabotv1.Event{Kind: &sabotv1.Event_Message{Message: m}})
 	}
-	f.drainInbox(b, now)
+	if err := f.drainInbox(b, now); err != nil {
+		return err
+	}
 	if err := f.run(b); err != nil {
 		return err
 	}
@@ -419,7 +448,9 @@ func (f *functionOp) ProcessWatermark(ctx context.Context, wm int64, out Output)
 	if err := f.fireProcessingTime(b); err != nil {
 		return err
 	}
-	f.drainInbox(b, nowMillis(f.clock))
+	if err := f.drainInbox(b, nowMillis(f.clock)); err != nil {
+		return err
+	}
 	if err := f.advance(wm, b); err != nil {
 		return err
 	}
@@ -430,7 +461,9 @@ func (f *functionOp) Finish(ctx context.Context, out Output) error {
 	f.bind(ctx, out)
 	defer f.unbind()
 	b := newFnBatch()
-	f.drainInbox(b, nowMillis(f.clock))
+	if err := f.drainInbox(b, nowMillis(f.clock)); err != nil {
+		return err
+	}
 	if err := f.advance(MaxWatermark, b); err != nil {
 		return err
 	}
@@ -467,7 +500,9 @@ func (f *functionOp) OnProcessingTime(ctx context.Context, out Output) error {
 	if err := f.fireProcessingTime(b); err != nil {
 		return err
 	}
-	f.drainInbox(b, nowMillis(f.clock))
+	if err := f.drainInbox(b, nowMillis(f.clock)); err != nil {
+		return err
+	}
 	if err := f.run(b); err != nil {
 		return err
 	}
@@ -920,11 +955,18 @@ func (f *functionOp) validate(b *fnBatch, i int, r *sabotv1.InvocationResult) er
 				return fmt.Errorf("message to output %q: %w", tgt.Output, err)
 			}
 		case *sabotv1.OutgoingMessage_Address:
-			if _, err := f.localAddress(tgt.Address); err != nil {
+			_, _, _, local, err := f.route(tgt.Address)
+			if err != nil {
 				return err
 			}
 			if m.GetDelayMs() < 0 {
 				return fmt.Errorf("message to %q has a negative delay", tgt.Address)
+			}
+			if !local && f.messenger == nil {
+				return fmt.Errorf("message to %q: this worker delivers no messages to other functions or subtasks", tgt.Address)
+			}
+			if !local && (m.GetDelayMs() > 0 || m.AtEventTimeMs != nil) {
+				return fmt.Errorf("message to %q: delayed messages reach only the sending function's keys in its own subtask (not yet other functions or subtasks)", tgt.Address)
 			}
 		default:
 			return errors.New("message without a target")
@@ -940,22 +982,19 @@ func (f *functionOp) validate(b *fnBatch, i int, r *sabotv1.InvocationResult) er
 	return nil
 }
 
-// localAddress parses "function/key" and returns the key's group; only
-// this function's keys owned by this subtask are reachable (messages to
-// other functions or subtasks need a cross-worker route, not built yet).
-func (f *functionOp) localAddress(addr string) (uint16, error) {
+// route parses "function/key": local is true for this function's keys
+// owned by this subtask (delivered within the operator), false for the
+// rest (delivered through the outbox).
+func (f *functionOp) route(addr string) (fn, key string, kg uint16, local bool, err error) {
 	fn, key, ok := strings.Cut(addr, "/")
 	if !ok || fn == "" || key == "" {
-		return 0, fmt.Errorf("address %q is not function/key", addr)
+		return "", "", 0, false, fmt.Errorf("address %q is not function/key", addr)
 	}
 	if fn != f.name {
-		return 0, fmt.Errorf("message to function %q: this worker delivers messages only to the sending function %q (cross-function messages are not supported yet)", fn, f.name)
+		return fn, key, 0, false, nil
 	}
-	kg := keygroup.StringKeyGroup(key, f.maxP)
-	if kg < f.info.KeyGroupStart || kg > f.info.KeyGroupEnd {
-		return 0, fmt.Errorf("message to %q: the key is owned by another subtask (run the function at parallelism 1 to message any key)", addr)
-	}
-	return uint16(kg), nil
+	g := keygroup.StringKeyGroup(key, f.maxP)
+	return fn, key, uint16(g), g >= f.info.KeyGroupStart && g <= f.info.KeyGroupEnd, nil
 }
 
 // apply applies a validated result of invocation i.
@@ -988,7 +1027,6 @@ func (f *functionOp) apply(b *fnBatch, i int, r *sabotv1.InvocationResult, next 
 			return err
 		}
 	}
-	from := f.name + "/" + key
 	for _, m := range r.GetMessages() {
 		switch tgt := m.GetTarget().(type) {
 		case *sabotv1.OutgoingMessage_Output:
@@ -996,7 +1034,7 @@ func (f *functionOp) apply(b *fnBatch, i int, r *sabotv1.InvocationResult, next 
 				return err
 			}
 		case *sabotv1.OutgoingMessage_Address:
-			if err := f.send(tgt.Address, from, m, next); err != nil {
+			if err := f.send(tgt.Address, inv.Key, b.kgs[i], m, next); err != nil {
 				return err
 			}
 			if err := f.setKey(inv.Key, b.kgs[i]); err != nil {
@@ -1033,15 +1071,18 @@ func (f *functionOp) apply(b *fnBatch, i int, r *sabotv1.InvocationResult, next 
 	return nil
 }
 
-// send delivers a message to this function's key addr: now (next round)
-// or after its delay.
-func (f *functionOp) send(addr, from string, m *sabotv1.OutgoingMessage, next *fnBatch) error {
-	kg, err := f.localAddress(addr)
+// send delivers a message from sender (of key group senderKG) to addr:
+// to this subtask's keys now (next round) or after its delay, to the rest
+// through the outbox.
+func (f *functionOp) send(addr string, sender []byte, senderKG uint16, m *sabotv1.OutgoingMessage, next *fnBatch) error {
+	fn, key, kg, local, err := f.route(addr)
 	if err != nil {
 		return err
 	}
-	_, key, _ := strings.Cut(addr, "/")
-	msg := &sabotv1.Message{Payload: m.GetPayload(), From: from}
+	if !local {
+		return f.post(fn, key, m.GetPayload(), sender, senderKG)
+	}
+	msg := &sabotv1.Message{Payload: m.GetPayload(), From: f.name + "/" + string(sender)}
 	if m.GetDelayMs() == 0 && m.AtEventTimeMs == nil {
 		next.add(key, kg, &sabotv1.Event{Kind: &sabotv1.Event_Message{Message: msg}})
 		return nil
@@ -1134,17 +1175,20 @@ func (e *FunctionError) Error() string { return e.Msg }
 // for a checkpoint to this one.
 func (f *functionOp) snapshotState(ctx context.Context, id int64) (*clusterv1.OperatorSnapshot, uploadFunc, error) {
 	f.inbox.snapshotted(id)
+	f.mail.snapshotted(id)
 	return f.st.snapshotState(ctx, id)
 }
 
 func (f *functionOp) savepointState(ctx context.Context, id int64, name string) (*clusterv1.OperatorSnapshot, uploadFunc, error) {
 	f.inbox.snapshotted(id)
+	f.mail.snapshotted(id)
 	return f.st.savepointState(ctx, id, name)
 }
 
 // checkpointComplete releases the replies whose effect checkpoint id holds.
 func (f *functionOp) checkpointComplete(ctx context.Context, id int64) error {
 	f.inbox.completed(id)
+	f.mail.completed(id)
 	return f.st.checkpointComplete(ctx, id)
 }
 
@@ -1172,10 +1216,13 @@ func replayed(resp *sabotv1.InvokeResponse) *sabotv1.InvokeResponse {
 // drainInbox moves the invocations routed here into b: an idempotency key
 // seen before (stored, or earlier in this batch) is answered with the
 // stored reply instead of running again.
-func (f *functionOp) drainInbox(b *fnBatch, now int64) {
+func (f *functionOp) drainInbox(b *fnBatch, now int64) error {
+	if err := f.removeDelivered(); err != nil {
+		return err
+	}
 	reqs := f.inbox.take()
 	if len(reqs) == 0 {
-		return
+		return nil
 	}
 	if b.reqs == nil {
 		b.reqs = map[string]*invokeReq{}
@@ -1207,6 +1254,7 @@ func (f *functionOp) drainInbox(b *fnBatch, now int64) {
 		b.reqs[id] = req
 		ts := now
 		b.add(key, uint16(req.kg), &sabotv1.Event{Kind: &sabotv1.Event_Message{Message: &sabotv1.Message{
-			Payload: req.req.GetPayload(), ReplyId: id, EventTimeMs: &ts}}})
+			Payload: req.req.GetPayload(), ReplyId: id, EventTimeMs: &ts, From: req.req.GetFrom()}}})
 	}
+	return nil
 }

@@ -2,8 +2,9 @@ package runtime
 
 import (
 	"fmt"
-	"github.com/sabotdev/sabot/internal/keygroup"
 	"math"
+
+	"github.com/sabotdev/sabot/internal/keygroup"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"

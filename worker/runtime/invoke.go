@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jonboulle/clockwork"
-	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/internal/keygroup"
@@ -164,6 +166,16 @@ func (in *fnInbox) put(r *invokeReq) error {
 		wake()
 	}
 	return nil
+}
+
+// poke wakes the task as a new request would.
+func (in *fnInbox) poke() {
+	in.mu.Lock()
+	wake := in.wake
+	in.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
 }
 
 func (in *fnInbox) take() []*invokeReq {

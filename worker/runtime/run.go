@@ -50,6 +50,7 @@ type env struct {
 	// Function steps.
 	functionHost FunctionHost
 	invocations  *Invocations
+	messenger    FunctionMessenger
 }
 
 // Run runs the job's subtasks placed here until they all finish, ctx is
@@ -97,6 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 		windowFunctions: cfg.WindowFunctions,
 		functionHost:    cfg.FunctionHost,
 		invocations:     cfg.Invocations,
+		messenger:       cfg.Messenger,
 	}
 	var (
 		coord *coordinator

@@ -25,7 +25,14 @@ type input struct {
 	BadOutput bool   `json:"bad_output"`
 	DelayMs   int    `json:"delay_ms"`
 	Exit      bool   `json:"exit"`
+	Seq       int64  `json:"seq"`
 }
+
+// forward, set by SABOT_COUNTER_FORWARD=1 in the environment, makes every
+// fifth streamed message of a key (seq divisible by 5) also send one
+// message to the counter of key "f"+key: a message between keys that
+// another subtask may own.
+var forward = os.Getenv("SABOT_COUNTER_FORWARD") == "1"
 
 type countRow struct {
 	Key   string `json:"key"`
@@ -71,6 +78,11 @@ var Counter = sabot.Function{
 			}
 		} else if err := ctx.Send("counts", countRow{Key: ctx.Key(), Count: n}); err != nil {
 			return err
+		}
+		if forward && in.Seq > 0 && in.Seq%5 == 0 {
+			if err := ctx.SendTo("counter/f"+ctx.Key(), []byte(`{}`), 0); err != nil {
+				return err
+			}
 		}
 		if in.DelayMs > 0 {
 			later, _ := json.Marshal(map[string]string{"op": "later"})

@@ -35,11 +35,11 @@ type JSONLinesReader struct {
 	schema    *arrow.Schema
 	batchSize int
 
-	f     *os.File
-	sc    *bufio.Scanner
-	line  int
-	b   *array.RecordBuilder
-	dec *RowDecoder
+	f    *os.File
+	sc   *bufio.Scanner
+	line int
+	b    *array.RecordBuilder
+	dec  *RowDecoder
 }
 
 // RowDecoder decodes JSON objects into rows of a schema, with the types
