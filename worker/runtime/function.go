@@ -151,6 +151,8 @@ type functionOp struct {
 
 	// fired collects the events of timers firing, by key.
 	fired *fnBatch
+	// staged are the output rows validate decoded, for apply.
+	staged []file.StagedRow
 }
 
 func newFunctionOp(step *sabotv1.FunctionStep, v *jobgraph.Vertex, info TaskInfo, e *env) (*functionOp, error) {
@@ -240,27 +242,28 @@ func newFnOutput(name string, schema *arrow.Schema, mem memory.Allocator) (*fnOu
 	return o, nil
 }
 
-// check decodes payload without appending (a malformed message is found
-// before anything of its invocation is applied).
-func (o *fnOutput) check(payload []byte) error {
+// decode decodes payload into a row without appending it (a malformed
+// message is found before anything of its invocation is applied); a raw
+// output has nothing to decode.
+func (o *fnOutput) decode(payload []byte) (file.StagedRow, error) {
 	if o.dec == nil {
-		return nil
+		return file.StagedRow{}, nil
 	}
-	return o.dec.Stage(payload)
+	if err := o.dec.Stage(payload); err != nil {
+		return file.StagedRow{}, err
+	}
+	return o.dec.Take(), nil
 }
 
-func (o *fnOutput) add(key string, payload []byte) error {
+// add appends a message decode accepted.
+func (o *fnOutput) add(key string, payload []byte, row file.StagedRow) {
 	if o.dec == nil {
 		o.b.Field(0).(*array.StringBuilder).Append(key)
 		o.b.Field(1).(*array.StringBuilder).Append(string(payload))
 	} else {
-		if err := o.dec.Stage(payload); err != nil {
-			return err
-		}
-		o.dec.Commit(o.b)
+		file.CommitRow(o.b, row)
 	}
 	o.rows++
-	return nil
 }
 
 func (o *fnOutput) addDead(function, key string, payload []byte, msg string) {
@@ -915,8 +918,10 @@ func (f *functionOp) readInto(s *sabotv1.StateSpec, r *sabotv1.StateRead, res *s
 	}
 }
 
-// validate checks an invocation's result before any of it is applied.
+// validate checks an invocation's result before any of it is applied; it
+// leaves the decoded output rows in f.staged for apply.
 func (f *functionOp) validate(b *fnBatch, i int, r *sabotv1.InvocationResult) error {
+	f.staged = f.staged[:0]
 	for _, m := range r.GetMutations() {
 		s, ok := f.specs[m.GetState()]
 		if !ok {
@@ -951,9 +956,11 @@ func (f *functionOp) validate(b *fnBatch, i int, r *sabotv1.InvocationResult) er
 			if !ok {
 				return fmt.Errorf("message to output %q, which the step does not bind (outputs: %v)", tgt.Output, slices.Sorted(mapsKeys(f.outs)))
 			}
-			if err := o.check(m.GetPayload()); err != nil {
+			row, err := o.decode(m.GetPayload())
+			if err != nil {
 				return fmt.Errorf("message to output %q: %w", tgt.Output, err)
 			}
+			f.staged = append(f.staged, row)
 		case *sabotv1.OutgoingMessage_Address:
 			_, _, _, local, err := f.route(tgt.Address)
 			if err != nil {
@@ -1027,12 +1034,12 @@ func (f *functionOp) apply(b *fnBatch, i int, r *sabotv1.InvocationResult, next 
 			return err
 		}
 	}
+	staged := 0
 	for _, m := range r.GetMessages() {
 		switch tgt := m.GetTarget().(type) {
 		case *sabotv1.OutgoingMessage_Output:
-			if err := f.outs[tgt.Output].add(key, m.GetPayload()); err != nil {
-				return err
-			}
+			f.outs[tgt.Output].add(key, m.GetPayload(), f.staged[staged])
+			staged++
 		case *sabotv1.OutgoingMessage_Address:
 			if err := f.send(tgt.Address, inv.Key, b.kgs[i], m, next); err != nil {
 				return err

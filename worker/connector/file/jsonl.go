@@ -220,10 +220,23 @@ func parse(t arrow.DataType, raw json.RawMessage, s *slot) error {
 	return nil
 }
 
+// StagedRow is a decoded row held apart from the decoder (Take), to
+// append later with CommitRow.
+type StagedRow struct{ slots []slot }
+
+// Take returns a copy of the staged row.
+func (r *RowDecoder) Take() StagedRow { return StagedRow{slots: append([]slot(nil), r.slots...)} }
+
+// CommitRow appends a row Take returned to b, a builder of the decoder's
+// schema.
+func CommitRow(b *array.RecordBuilder, row StagedRow) { commitSlots(b, row.slots) }
+
 // Commit appends the staged row to b, a builder of the decoder's schema.
-func (r *RowDecoder) Commit(b *array.RecordBuilder) {
-	for i := range r.slots {
-		s := &r.slots[i]
+func (r *RowDecoder) Commit(b *array.RecordBuilder) { commitSlots(b, r.slots) }
+
+func commitSlots(b *array.RecordBuilder, slots []slot) {
+	for i := range slots {
+		s := &slots[i]
 		fb := b.Field(i)
 		if s.null {
 			fb.AppendNull()
