@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -50,30 +49,10 @@ func (w *fakeWorker) Invoke(_ context.Context, req *connect.Request[sabotv1.Invo
 // startFakeWorker serves a fakeWorker on loopback until the test ends.
 func startFakeWorker(t *testing.T, id string) *fakeWorker {
 	t.Helper()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &fakeWorker{id: id, address: "http://" + ln.Addr().String()}
+	w := &fakeWorker{id: id}
 	mux := http.NewServeMux()
 	mux.Handle(sabotv1connect.NewFunctionServiceHandler(w))
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true) // only, as worker/server.go
-	srv := &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-		}
-		<-done
-	})
+	w.address = testkit.ServeH2C(t, mux) // h2c only, as worker/server.go
 	return w
 }
 
