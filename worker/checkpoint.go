@@ -95,6 +95,16 @@ func (c *committer) Commit(ctx context.Context, md *clusterv1.CheckpointMetadata
 		return fmt.Errorf("%w: %w", runtime.ErrDeposed, err)
 	}
 	if err != nil {
+		// The transaction may have been applied although the call failed
+		// (a cancelled context, a lost connection): the caller deletes
+		// the metadata of a failed commit, so ask etcd what happened.
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		latest, lrev, lerr := cluster.LatestCheckpoint(vctx, c.kv, c.jobID)
+		if lerr == nil && latest.GetMetadataKey() == key && latest.GetAttempt() == c.attempt {
+			c.rev = lrev
+			return nil
+		}
 		return err
 	}
 	c.rev = rev

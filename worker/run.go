@@ -73,7 +73,10 @@ type run struct {
 		// unrecoverable: err matches runtime.ErrUnrecoverable, so the
 		// scheduler must fail the job rather than restart it.
 		unrecoverable bool
-		reported      bool // the latest state has been written
+		// finished: Run returned (finish ran); until then a FAILED task is
+		// reported as RUNNING (see report).
+		finished bool
+		reported bool // the latest state has been written
 	}
 }
 
@@ -214,6 +217,7 @@ func (r *run) set(k taskKey, state sabotv1.TaskState) {
 func (r *run) finish(err error, canceled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.mu.finished = true
 	final := sabotv1.TaskState_TASK_STATE_FINISHED
 	switch {
 	case canceled:
@@ -248,6 +252,13 @@ func (r *run) report(workerID string, now *timestamppb.Timestamp) *clusterv1.Tas
 		rep.Metrics = r.metrics.Snapshot()
 	}
 	for k, st := range r.mu.tasks {
+		if st == sabotv1.TaskState_TASK_STATE_FAILED && !r.mu.finished {
+			// A task failed and the attempt is ending: its error comes
+			// with Run's return (finish), moments later. A FAILED task
+			// reported before would make the scheduler fail the job
+			// without saying why.
+			st = sabotv1.TaskState_TASK_STATE_RUNNING
+		}
 		rep.Tasks = append(rep.Tasks, &sabotv1.TaskStatus{VertexId: k.vertex, Subtask: k.subtask, WorkerId: workerID, State: st})
 	}
 	return rep

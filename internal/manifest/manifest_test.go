@@ -201,7 +201,7 @@ steps:
     paralelism: 2
     print:
 `,
-		want: `job.yaml:6:5: steps[1].paralelism: unknown key, did you mean "parallelism"? (allowed: id, inputs, partitioning, key_by, parallelism, sequence, nexmark, kafka_source, file_source, map, filter, keyed_aggregate, window, process, print, file, blackhole, kafka_sink)`,
+		want: `job.yaml:6:5: steps[1].paralelism: unknown key, did you mean "parallelism"? (allowed: id, inputs, partitioning, key_by, parallelism, sequence, nexmark, kafka_source, file_source, map, filter, keyed_aggregate, window, process, function, print, file, blackhole, kafka_sink)`,
 	}, {
 		name: "unknown top-level key without a near miss",
 		src:  "name: ok\nsavepoints: hourly\n" + seqPrint[len("name: ok\n"):],
@@ -311,7 +311,7 @@ steps:
     print: {prefix: x}
 `,
 		want: "job.yaml:5:5: steps[0].print: a step has exactly one operator, but this one also has sequence\n" +
-			"job.yaml:6:5: steps[1]: missing an operator: one of sequence, nexmark, kafka_source, file_source, map, filter, keyed_aggregate, window, process, print, file, blackhole, kafka_sink\n" +
+			"job.yaml:6:5: steps[1]: missing an operator: one of sequence, nexmark, kafka_source, file_source, map, filter, keyed_aggregate, window, process, function, print, file, blackhole, kafka_sink\n" +
 			"job.yaml:9:5: steps[3]: reads from the previous step, but out is a sink; set inputs to the step to read from",
 	}, {
 		name: "first step is not a source",

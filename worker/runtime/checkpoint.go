@@ -555,7 +555,14 @@ func (c *coordinator) complete(ctx context.Context, p *pendingCheckpoint) error 
 	if err != nil {
 		return c.abort(ctx, p, "encode metadata: "+err.Error())
 	}
-	if err := c.opts.Store.Put(ctx, key, strings.NewReader(string(raw)), int64(len(raw))); err != nil {
+	// The write is not cut short by the attempt's end: a write cancelled
+	// midway could leave the object behind after the cleanup looked for it.
+	// Once it is written, a failed commit removes it.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	err = c.opts.Store.Put(wctx, key, strings.NewReader(string(raw)), int64(len(raw)))
+	cancel()
+	if err != nil {
+		c.removeMetadata(ctx, key)
 		return c.abort(ctx, p, "write metadata: "+err.Error())
 	}
 	// A savepoint is the latest recovery point too, but it is the user's:

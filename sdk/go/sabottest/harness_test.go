@@ -328,7 +328,7 @@ func TestHandlerMisuseIsAnError(t *testing.T) {
 		{"state", sabot.ErrUndeclaredState.Error() + `: "other"`},
 		{"timer", sabot.ErrNoTimerHandler.Error()},
 		{"address", sabot.ErrInvalidAddress.Error()},
-		{"panic", "panic: assignment to entry in nil map"},
+		{"panic", "panic: runtime error: index out of range"},
 	} {
 		t.Run(tc.payload, func(t *testing.T) {
 			err := h.Send("misuse", "k", tc.payload)
