@@ -15,8 +15,8 @@ import (
 	clusterv1 "github.com/sabotdev/sabot/gen/sabot/cluster/v1"
 	sabotv1 "github.com/sabotdev/sabot/gen/sabot/v1"
 	"github.com/sabotdev/sabot/gen/sabot/v1/sabotv1connect"
-	"github.com/sabotdev/sabot/internal/testkit"
 	"github.com/sabotdev/sabot/internal/cluster"
+	"github.com/sabotdev/sabot/internal/testkit"
 )
 
 // TestFunctionFlags: flag mistakes of deploy (function forms), invoke and
