@@ -26,9 +26,11 @@ type State interface {
 // StateOption configures a state declaration.
 type StateOption func(*stateDecl)
 
-// WithTTL expires the state d after its last write, measured by the worker's
-// processing-time clock; an expired state reads as absent (an empty list or
-// map). TTL is kept in whole milliseconds, rounded up. The default, 0, keeps
+// WithTTL expires state d after it was written, measured by the worker's
+// processing-time clock: a value d after its last Set, each list element d
+// after it was appended (Replace writes all anew), each map entry d after
+// its last Put. What expired reads as absent. TTL is kept in whole
+// milliseconds, rounded up. The default, 0, keeps
 // the state forever; a negative d makes the function invalid.
 func WithTTL(d time.Duration) StateOption {
 	return func(s *stateDecl) { s.ttl = d }

@@ -30,8 +30,8 @@ type FunctionMessenger interface {
 // per-sender-key sequence number (also state). Once a checkpoint holding
 // it completes, the subtask's mailer goroutine delivers it through the
 // messenger (retrying until it succeeds); then the task
-// removes it from the outbox. Messages are not delivered in the order
-// they were sent (see mailer). A restored subtask delivers what its
+// removes it from the outbox. Messages from one subtask to one receiver
+// arrive in the order they were sent (see mailer). A restored subtask delivers what its
 // outboxes hold again; the receiver's idempotency record drops repeats. A
 // sender that crashed before the checkpoint replays the same messages
 // with the same sequence numbers, so nothing is duplicated either.
@@ -42,6 +42,8 @@ const (
 	mailBackoffCap = 5 * time.Second
 	// maxMailInFlight bounds the deliveries one subtask runs at once.
 	maxMailInFlight = 256
+	// maxMailBatch bounds the messages of one delivery.
+	maxMailBatch = 500
 )
 
 // outboxKey is the reserved key of every key group's outbox: user keys
@@ -144,12 +146,14 @@ func (m *fnMail) takeDelivered() []mailEntry {
 
 // mailer delivers the ready messages until ctx ends: the subtask's one
 // goroutine besides its task, started by Open and stopped by Close. It
-// delivers in rounds: every message ready at the start of a round is sent
-// concurrently (at most maxMailInFlight at once), each retried until
-// delivered; the next round starts when all are. A delivery waits for the
-// receiver's checkpoint, so sending one at a time would deliver one
-// message per checkpoint interval. Messages are therefore not delivered
-// in the order they were sent.
+// delivers in rounds: the messages ready at the start of a round are
+// grouped by receiver, in the order they were sent; each receiver's go in
+// one batched request (maxMailBatch at most, then the next), receivers
+// concurrently (maxMailInFlight at once), each request retried until
+// delivered; the next round starts when all are. So the messages from one
+// subtask to one receiver arrive in the order they were sent, and a
+// receiver many messages go to costs a request per batch, not per message
+// (a delivery waits for the receiver's checkpoint).
 func (f *functionOp) mailer(ctx context.Context) {
 	sem := make(chan struct{}, maxMailInFlight)
 	for {
@@ -162,19 +166,38 @@ func (f *functionOp) mailer(ctx context.Context) {
 				return
 			}
 		}
-		var wg sync.WaitGroup
+		var (
+			order []string
+			byTo  = map[string][]mailEntry{}
+		)
 		for _, e := range round {
+			to := e.req.GetFunction() + "/" + e.req.GetKey()
+			if _, ok := byTo[to]; !ok {
+				order = append(order, to)
+			}
+			byTo[to] = append(byTo[to], e)
+		}
+		var wg sync.WaitGroup
+		for _, to := range order {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				wg.Wait()
 				return
 			}
+			es := byTo[to]
 			wg.Go(func() {
 				defer func() { <-sem }()
-				if f.deliver(ctx, e) {
-					f.mail.done(e)
+				for len(es) > 0 {
+					n := min(len(es), maxMailBatch)
+					if !f.deliver(ctx, es[:n]) {
+						return
+					}
+					for _, e := range es[:n] {
+						f.mail.done(e)
+					}
 					f.inbox.poke()
+					es = es[n:]
 				}
 			})
 		}
@@ -182,19 +205,24 @@ func (f *functionOp) mailer(ctx context.Context) {
 	}
 }
 
-// deliver sends e until it is delivered (true) or ctx ends (false).
-func (f *functionOp) deliver(ctx context.Context, e mailEntry) bool {
+// deliver sends es, messages to one receiver in order, as one request,
+// until it is delivered (true) or ctx ends (false).
+func (f *functionOp) deliver(ctx context.Context, es []mailEntry) bool {
+	req := proto.CloneOf(es[0].req)
+	for _, e := range es[1:] {
+		req.Batch = append(req.Batch, &sabotv1.BatchedMessage{Payload: e.req.GetPayload(), IdempotencyKey: e.req.GetIdempotencyKey()})
+	}
 	backoff := 100 * time.Millisecond
 	for {
-		err := f.messenger.Deliver(ctx, e.req)
+		err := f.messenger.Deliver(ctx, req)
 		if err == nil {
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		f.logger.Warn("function message not delivered yet", "function", f.name, "to", e.req.GetFunction()+"/"+e.req.GetKey(),
-			"from", e.req.GetFrom(), "retry_in", backoff, "error", err)
+		f.logger.Warn("function messages not delivered yet", "function", f.name, "to", req.GetFunction()+"/"+req.GetKey(),
+			"messages", len(es), "retry_in", backoff, "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:

@@ -87,16 +87,32 @@ func (r *Invocations) Invoke(ctx context.Context, req *sabotv1.InvokeRequest) (*
 	if f == nil {
 		return nil, fmt.Errorf("%w: function %q, key %q, job %q", ErrNotOwner, req.GetFunction(), req.GetKey(), req.GetJobId())
 	}
-	ir := &invokeReq{req: req, kg: kg, seq: r.seq.Add(1), done: make(chan invokeResult, 1)}
-	if err := f.inbox.put(ir); err != nil {
+	// A batch is one request per message, queued together (so in order),
+	// answered when all are, with the first's reply.
+	irs := []*invokeReq{{req: req, kg: kg, seq: r.seq.Add(1), done: make(chan invokeResult, 1)}}
+	for _, m := range req.GetBatch() {
+		one := &sabotv1.InvokeRequest{Function: req.GetFunction(), Key: req.GetKey(), Payload: m.GetPayload(),
+			IdempotencyKey: m.GetIdempotencyKey(), JobId: req.GetJobId(), Uncommitted: req.GetUncommitted(), From: req.GetFrom()}
+		irs = append(irs, &invokeReq{req: one, kg: kg, seq: r.seq.Add(1), done: make(chan invokeResult, 1)})
+	}
+	if err := f.inbox.put(irs...); err != nil {
 		return nil, err
 	}
-	select {
-	case res := <-ir.done:
-		return res.resp, res.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	var first *sabotv1.InvokeResponse
+	for i, ir := range irs {
+		select {
+		case res := <-ir.done:
+			if res.err != nil {
+				return nil, res.err
+			}
+			if i == 0 {
+				first = res.resp
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	return first, nil
 }
 
 // invokeReq is one Invoke request on its way through a function subtask.
@@ -149,17 +165,17 @@ type waitingReply struct {
 
 func newFnInbox() *fnInbox { return &fnInbox{} }
 
-func (in *fnInbox) put(r *invokeReq) error {
+func (in *fnInbox) put(rs ...*invokeReq) error {
 	in.mu.Lock()
 	if in.closed != nil {
 		in.mu.Unlock()
 		return in.closed
 	}
-	if len(in.queue) >= maxInbox {
+	if len(in.queue)+len(rs) > maxInbox {
 		in.mu.Unlock()
 		return fmt.Errorf("%w (%d)", ErrInvokeOverloaded, maxInbox)
 	}
-	in.queue = append(in.queue, r)
+	in.queue = append(in.queue, rs...)
 	wake := in.wake
 	in.mu.Unlock()
 	if wake != nil {

@@ -637,7 +637,12 @@ type InvokeRequest struct {
 	Uncommitted bool `protobuf:"varint,6,opt,name=uncommitted,proto3" json:"uncommitted,omitempty"`
 	// The sender's address ("function/key") when a function sent the
 	// message (set by workers); the function sees it as the message's from.
-	From          string `protobuf:"bytes,7,opt,name=from,proto3" json:"from,omitempty"`
+	From string `protobuf:"bytes,7,opt,name=from,proto3" json:"from,omitempty"`
+	// More messages from the same sender to the same instance, delivered
+	// after this one in order, each with its own idempotency key (workers
+	// batch the messages one function sends another this way). The reply
+	// is this first message's.
+	Batch         []*BatchedMessage `protobuf:"bytes,8,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -721,6 +726,66 @@ func (x *InvokeRequest) GetFrom() string {
 	return ""
 }
 
+func (x *InvokeRequest) GetBatch() []*BatchedMessage {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+// BatchedMessage is one further message of an InvokeRequest's batch.
+type BatchedMessage struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Payload        []byte                 `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BatchedMessage) Reset() {
+	*x = BatchedMessage{}
+	mi := &file_sabot_v1_function_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchedMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchedMessage) ProtoMessage() {}
+
+func (x *BatchedMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_sabot_v1_function_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchedMessage.ProtoReflect.Descriptor instead.
+func (*BatchedMessage) Descriptor() ([]byte, []int) {
+	return file_sabot_v1_function_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *BatchedMessage) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *BatchedMessage) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
 type InvokeResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Payload []byte                 `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
@@ -735,7 +800,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_sabot_v1_function_service_proto_msgTypes[12]
+	mi := &file_sabot_v1_function_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +812,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sabot_v1_function_service_proto_msgTypes[12]
+	mi := &file_sabot_v1_function_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +825,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_sabot_v1_function_service_proto_rawDescGZIP(), []int{12}
+	return file_sabot_v1_function_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InvokeResponse) GetPayload() []byte {
@@ -822,7 +887,7 @@ const file_sabot_v1_function_service_proto_rawDesc = "" +
 	"\bfunction\x18\x01 \x01(\v2\x12.sabot.v1.FunctionR\bfunction\"\x16\n" +
 	"\x14ListFunctionsRequest\"I\n" +
 	"\x15ListFunctionsResponse\x120\n" +
-	"\tfunctions\x18\x01 \x03(\v2\x12.sabot.v1.FunctionR\tfunctions\"\x8e\x02\n" +
+	"\tfunctions\x18\x01 \x03(\v2\x12.sabot.v1.FunctionR\tfunctions\"\xc9\x02\n" +
 	"\rInvokeRequest\x12%\n" +
 	"\bfunction\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bfunction\x12\x1c\n" +
 	"\x03key\x18\x02 \x01(\tB\n" +
@@ -832,7 +897,12 @@ const file_sabot_v1_function_service_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x0eidempotencyKey\x12\x1f\n" +
 	"\x06job_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x05jobId\x12 \n" +
 	"\vuncommitted\x18\x06 \x01(\bR\vuncommitted\x12\x1c\n" +
-	"\x04from\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xe8 R\x04from\"d\n" +
+	"\x04from\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xe8 R\x04from\x129\n" +
+	"\x05batch\x18\b \x03(\v2\x18.sabot.v1.BatchedMessageB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x05batch\"i\n" +
+	"\x0eBatchedMessage\x12$\n" +
+	"\apayload\x18\x01 \x01(\fB\n" +
+	"\xbaH\az\x05\x18\x80\x80\x80\x02R\apayload\x121\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x0eidempotencyKey\"d\n" +
 	"\x0eInvokeResponse\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x12\x1c\n" +
@@ -856,7 +926,7 @@ func file_sabot_v1_function_service_proto_rawDescGZIP() []byte {
 	return file_sabot_v1_function_service_proto_rawDescData
 }
 
-var file_sabot_v1_function_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_sabot_v1_function_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_sabot_v1_function_service_proto_goTypes = []any{
 	(*Function)(nil),               // 0: sabot.v1.Function
 	(*Artifact)(nil),               // 1: sabot.v1.Artifact
@@ -870,35 +940,37 @@ var file_sabot_v1_function_service_proto_goTypes = []any{
 	(*ListFunctionsRequest)(nil),   // 9: sabot.v1.ListFunctionsRequest
 	(*ListFunctionsResponse)(nil),  // 10: sabot.v1.ListFunctionsResponse
 	(*InvokeRequest)(nil),          // 11: sabot.v1.InvokeRequest
-	(*InvokeResponse)(nil),         // 12: sabot.v1.InvokeResponse
-	(*FunctionSpec)(nil),           // 13: sabot.v1.FunctionSpec
-	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
+	(*BatchedMessage)(nil),         // 12: sabot.v1.BatchedMessage
+	(*InvokeResponse)(nil),         // 13: sabot.v1.InvokeResponse
+	(*FunctionSpec)(nil),           // 14: sabot.v1.FunctionSpec
+	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
 }
 var file_sabot_v1_function_service_proto_depIdxs = []int32{
-	13, // 0: sabot.v1.Function.spec:type_name -> sabot.v1.FunctionSpec
+	14, // 0: sabot.v1.Function.spec:type_name -> sabot.v1.FunctionSpec
 	1,  // 1: sabot.v1.Function.artifact:type_name -> sabot.v1.Artifact
-	14, // 2: sabot.v1.Function.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 2: sabot.v1.Function.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: sabot.v1.Function.limits:type_name -> sabot.v1.FunctionLimits
 	1,  // 4: sabot.v1.UploadArtifactResponse.artifact:type_name -> sabot.v1.Artifact
 	0,  // 5: sabot.v1.DeployFunctionRequest.function:type_name -> sabot.v1.Function
 	0,  // 6: sabot.v1.DeployFunctionResponse.function:type_name -> sabot.v1.Function
 	0,  // 7: sabot.v1.GetFunctionResponse.function:type_name -> sabot.v1.Function
 	0,  // 8: sabot.v1.ListFunctionsResponse.functions:type_name -> sabot.v1.Function
-	3,  // 9: sabot.v1.FunctionService.UploadArtifact:input_type -> sabot.v1.UploadArtifactRequest
-	5,  // 10: sabot.v1.FunctionService.DeployFunction:input_type -> sabot.v1.DeployFunctionRequest
-	7,  // 11: sabot.v1.FunctionService.GetFunction:input_type -> sabot.v1.GetFunctionRequest
-	9,  // 12: sabot.v1.FunctionService.ListFunctions:input_type -> sabot.v1.ListFunctionsRequest
-	11, // 13: sabot.v1.FunctionService.Invoke:input_type -> sabot.v1.InvokeRequest
-	4,  // 14: sabot.v1.FunctionService.UploadArtifact:output_type -> sabot.v1.UploadArtifactResponse
-	6,  // 15: sabot.v1.FunctionService.DeployFunction:output_type -> sabot.v1.DeployFunctionResponse
-	8,  // 16: sabot.v1.FunctionService.GetFunction:output_type -> sabot.v1.GetFunctionResponse
-	10, // 17: sabot.v1.FunctionService.ListFunctions:output_type -> sabot.v1.ListFunctionsResponse
-	12, // 18: sabot.v1.FunctionService.Invoke:output_type -> sabot.v1.InvokeResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	12, // 9: sabot.v1.InvokeRequest.batch:type_name -> sabot.v1.BatchedMessage
+	3,  // 10: sabot.v1.FunctionService.UploadArtifact:input_type -> sabot.v1.UploadArtifactRequest
+	5,  // 11: sabot.v1.FunctionService.DeployFunction:input_type -> sabot.v1.DeployFunctionRequest
+	7,  // 12: sabot.v1.FunctionService.GetFunction:input_type -> sabot.v1.GetFunctionRequest
+	9,  // 13: sabot.v1.FunctionService.ListFunctions:input_type -> sabot.v1.ListFunctionsRequest
+	11, // 14: sabot.v1.FunctionService.Invoke:input_type -> sabot.v1.InvokeRequest
+	4,  // 15: sabot.v1.FunctionService.UploadArtifact:output_type -> sabot.v1.UploadArtifactResponse
+	6,  // 16: sabot.v1.FunctionService.DeployFunction:output_type -> sabot.v1.DeployFunctionResponse
+	8,  // 17: sabot.v1.FunctionService.GetFunction:output_type -> sabot.v1.GetFunctionResponse
+	10, // 18: sabot.v1.FunctionService.ListFunctions:output_type -> sabot.v1.ListFunctionsResponse
+	13, // 19: sabot.v1.FunctionService.Invoke:output_type -> sabot.v1.InvokeResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sabot_v1_function_service_proto_init() }
@@ -917,7 +989,7 @@ func file_sabot_v1_function_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sabot_v1_function_service_proto_rawDesc), len(file_sabot_v1_function_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

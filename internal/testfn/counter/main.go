@@ -26,12 +26,14 @@ type input struct {
 	DelayMs   int    `json:"delay_ms"`
 	Exit      bool   `json:"exit"`
 	Seq       int64  `json:"seq"`
+	FSeq      int64  `json:"fseq"`
 }
 
 // forward, set by SABOT_COUNTER_FORWARD=1 in the environment, makes every
 // fifth streamed message of a key (seq divisible by 5) also send one
-// message to the counter of key "f"+key: a message between keys that
-// another subtask may own.
+// message {"fseq": count} to the counter of key "f"+key: a message between
+// keys that another subtask may own. A forwarded message that arrives
+// before one sent earlier fails (they must keep their order).
 var forward = os.Getenv("SABOT_COUNTER_FORWARD") == "1"
 
 type countRow struct {
@@ -39,12 +41,17 @@ type countRow struct {
 	Count int64  `json:"count"`
 }
 
-var count = sabot.NewValue("count", sabot.Int64())
+var (
+	count = sabot.NewValue("count", sabot.Int64())
+	// lastFrom is, per sending key, the fseq of its last forwarded message:
+	// forwarded messages must arrive in the order they were sent.
+	lastFrom = sabot.NewMap("last_from", sabot.String(), sabot.Int64(), sabot.Lazy())
+)
 
 // Counter is the function.
 var Counter = sabot.Function{
 	Name:    "counter",
-	States:  []sabot.State{count},
+	States:  []sabot.State{count, lastFrom},
 	Outputs: []string{"counts"},
 	OnMessage: func(ctx *sabot.Context, msg sabot.Message) error {
 		var in input
@@ -60,6 +67,18 @@ var Counter = sabot.Function{
 			panic("counter: asked to panic on key " + ctx.Key())
 		case in.SleepMs > 0:
 			time.Sleep(time.Duration(in.SleepMs) * time.Millisecond)
+		}
+		if msg.From != "" && in.FSeq > 0 {
+			last, _, err := lastFrom.Get(ctx, msg.From)
+			if err != nil {
+				return err
+			}
+			if in.FSeq <= last {
+				return fmt.Errorf("message %d from %s arrived after %d: out of order", in.FSeq, msg.From, last)
+			}
+			if err := lastFrom.Put(ctx, msg.From, in.FSeq); err != nil {
+				return err
+			}
 		}
 		n, _, err := count.Get(ctx)
 		if err != nil {
@@ -80,7 +99,10 @@ var Counter = sabot.Function{
 			return err
 		}
 		if forward && in.Seq > 0 && in.Seq%5 == 0 {
-			if err := ctx.SendTo("counter/f"+ctx.Key(), []byte(`{}`), 0); err != nil {
+			// fseq is the sender's count: it grows in the order messages
+			// are sent (seq does not: a key's records come from several
+			// partitions).
+			if err := ctx.SendTo("counter/f"+ctx.Key(), map[string]int64{"fseq": n}, 0); err != nil {
 				return err
 			}
 		}

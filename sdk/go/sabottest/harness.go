@@ -11,6 +11,16 @@
 // applies them (nothing of a failed invocation). So a test exercises the
 // real protocol path, codecs included.
 //
+// State TTL counts as on the worker, on the harness's processing-time clock,
+// per piece of state: a value expires TTL after its last Set; a list element
+// TTL after it was appended (a Replace writes all its elements anew, so they
+// all start again); a map entry TTL after its last Put, independently of the
+// map's other entries. An expired value or map entry reads as absent, an
+// expired element or entry is left out of lists, pages and Entries, and a
+// list or map all of whose elements expired reads as empty. This holds for
+// the eager state sent with a call, for lazy reads, and for Value, List and
+// Map.
+//
 //	h := sabottest.New(t, counter)
 //	if err := h.Send("counter", "alice", "hi"); err != nil {
 //		t.Fatal(err)
@@ -106,11 +116,20 @@ type Harness struct {
 
 type stateID struct{ fn, key, state string }
 
+// stored is the state of one declaration for one key. Each piece carries
+// its own write time, because the worker's TTL applies per value, list
+// element and map entry (worker/state's TTLConfig), not per state.
 type stored struct {
-	items     [][]byte          // a list
-	entries   map[string][]byte // a map
-	val       []byte            // a value
-	writtenMs int64             // for the TTL
+	val     stamped            // a value
+	items   []stamped          // a list, in append order
+	entries map[string]stamped // a map
+}
+
+// stamped is a piece of state and when it was written, on the harness's
+// processing-time clock.
+type stamped struct {
+	b  []byte
+	ms int64
 }
 
 type timerID struct {
@@ -425,6 +444,9 @@ func (h *Harness) readLocked(call *sabotv1.Call, r *sabotv1.StateRead) *sabotv1.
 		res.Error = fmt.Sprintf("state %q not declared by function %q", r.GetState(), inv.GetFunction())
 		return res
 	}
+	// Expired pieces are dropped first, so offsets and pages count only
+	// live elements and entries, as on the worker. The clock does not move
+	// during a call, so the pages of one read agree.
 	st := h.liveLocked(stateID{inv.GetFunction(), string(inv.GetKey()), r.GetState()}, spec)
 	kind := spec.GetKind()
 	switch w := r.GetWhat().(type) {
@@ -432,18 +454,19 @@ func (h *Harness) readLocked(call *sabotv1.Call, r *sabotv1.StateRead) *sabotv1.
 		if kind != sabotv1.StateKind_STATE_KIND_VALUE {
 			res.Error = fmt.Sprintf("value read of %v state %q", kind, r.GetState())
 		} else if st != nil {
-			res.Found, res.Value = true, st.val
+			res.Found, res.Value = true, st.val.b
 		}
 	case *sabotv1.StateRead_MapKey:
 		if kind != sabotv1.StateKind_STATE_KIND_MAP {
 			res.Error = fmt.Sprintf("map key read of %v state %q", kind, r.GetState())
 		} else if st != nil {
-			res.Value, res.Found = st.entries[string(w.MapKey)]
+			e, ok := st.entries[string(w.MapKey)]
+			res.Value, res.Found = e.b, ok
 		}
 	case *sabotv1.StateRead_Page:
 		limit := int(w.Page.GetLimit())
 		if limit <= 0 {
-			limit = 512
+			limit = 1000 // the worker's default
 		}
 		switch kind {
 		case sabotv1.StateKind_STATE_KIND_LIST:
@@ -452,13 +475,14 @@ func (h *Harness) readLocked(call *sabotv1.Call, r *sabotv1.StateRead) *sabotv1.
 			}
 			from := min(max(int(w.Page.GetOffset()), 0), len(st.items))
 			to := min(from+limit, len(st.items))
-			res.Items, res.More = st.items[from:to], to < len(st.items)
+			res.Items, res.More, res.Found = payloads(st.items[from:to]), to < len(st.items), len(st.items) > 0
 		case sabotv1.StateKind_STATE_KIND_MAP:
 			if st == nil {
 				break
 			}
+			res.Found = len(st.entries) > 0
 			after := w.Page.GetAfter()
-			for _, k := range sortedKeys(st.entries) {
+			for _, k := range slices.Sorted(maps.Keys(st.entries)) {
 				if len(after) > 0 && k <= string(after) {
 					continue
 				}
@@ -466,7 +490,7 @@ func (h *Harness) readLocked(call *sabotv1.Call, r *sabotv1.StateRead) *sabotv1.
 					res.More = true
 					break
 				}
-				res.Entries = append(res.Entries, &sabotv1.MapEntry{Key: []byte(k), Value: st.entries[k]})
+				res.Entries = append(res.Entries, &sabotv1.MapEntry{Key: []byte(k), Value: st.entries[k].b})
 			}
 		default:
 			res.Error = fmt.Sprintf("page read of %v state %q", kind, r.GetState())
@@ -493,27 +517,34 @@ func (h *Harness) applyLocked(fn, key string, spec *sabotv1.FunctionSpec, r *sab
 		if st == nil {
 			st = &stored{}
 		}
+		// Each write stamps only what it writes: the rest of a list or map
+		// keeps its own time, as the worker's per-element TTL does.
+		now := h.nowMs
 		switch op := m.GetOp().(type) {
 		case *sabotv1.StateMutation_Clear:
 			delete(h.store, id)
 			continue
 		case *sabotv1.StateMutation_Set:
-			st.val = op.Set
+			st.val = stamped{op.Set, now}
 		case *sabotv1.StateMutation_Append:
-			st.items = append(st.items, op.Append.GetItems()...)
+			for _, b := range op.Append.GetItems() {
+				st.items = append(st.items, stamped{b, now})
+			}
 		case *sabotv1.StateMutation_Replace:
-			st.items = slices.Clone(op.Replace.GetItems())
+			st.items = make([]stamped, 0, len(op.Replace.GetItems()))
+			for _, b := range op.Replace.GetItems() {
+				st.items = append(st.items, stamped{b, now})
+			}
 		case *sabotv1.StateMutation_Put:
 			if st.entries == nil {
-				st.entries = make(map[string][]byte)
+				st.entries = make(map[string]stamped)
 			}
-			st.entries[string(op.Put.GetKey())] = op.Put.GetValue()
+			st.entries[string(op.Put.GetKey())] = stamped{op.Put.GetValue(), now}
 		case *sabotv1.StateMutation_Remove:
 			delete(st.entries, string(op.Remove))
 		default:
 			return fmt.Errorf("sabottest: %s/%s: empty mutation of %q", fn, key, m.GetState())
 		}
-		st.writtenMs = h.nowMs
 		h.store[id] = st
 	}
 	for _, tc := range r.GetTimers() {
@@ -583,19 +614,44 @@ func cutAddress(addr string) (fn, key string, ok bool) {
 	return addr, "", false
 }
 
-// liveLocked is the stored state of id, or nil when it has none or its TTL
-// (since the last write) has run out on the processing-time clock; an
-// expired state is dropped. h.mu must be held.
+// liveLocked is the stored state of id with its expired pieces dropped, or
+// nil when nothing of it is left. Like the worker's TTL (CleanupOnRead,
+// NeverReturnExpired), it expires each value, list element and map entry on
+// its own, once the processing-time clock reaches its write time plus the
+// TTL; an expired piece is deleted, as the worker deletes it when a read
+// finds it. h.mu must be held.
 func (h *Harness) liveLocked(id stateID, spec *sabotv1.StateSpec) *stored {
 	st := h.store[id]
 	if st == nil {
 		return nil
 	}
-	if ttl := spec.GetTtlMs(); ttl > 0 && h.nowMs >= st.writtenMs+ttl {
-		delete(h.store, id)
+	if ttl := spec.GetTtlMs(); ttl > 0 {
+		expired := func(p stamped) bool { return h.nowMs >= p.ms+ttl }
+		switch spec.GetKind() {
+		case sabotv1.StateKind_STATE_KIND_VALUE:
+			if expired(st.val) {
+				delete(h.store, id)
+				return nil
+			}
+		default:
+			st.items = slices.DeleteFunc(st.items, expired)
+			maps.DeleteFunc(st.entries, func(_ string, p stamped) bool { return expired(p) })
+		}
+	}
+	if spec.GetKind() != sabotv1.StateKind_STATE_KIND_VALUE && len(st.items) == 0 && len(st.entries) == 0 {
+		delete(h.store, id) // an empty list or map reads as absent
 		return nil
 	}
 	return st
+}
+
+// payloads are the bytes of ps, in order.
+func payloads(ps []stamped) [][]byte {
+	out := make([][]byte, len(ps))
+	for i, p := range ps {
+		out[i] = p.b
+	}
+	return out
 }
 
 // stateValueLocked is the eager state sent with a call; nil when absent
@@ -608,19 +664,19 @@ func (h *Harness) stateValueLocked(fn, key string, spec *sabotv1.StateSpec) *sab
 	v := &sabotv1.StateValue{State: spec.GetName()}
 	switch spec.GetKind() {
 	case sabotv1.StateKind_STATE_KIND_VALUE:
-		v.Value = &sabotv1.StateValue_Bytes{Bytes: st.val}
+		v.Value = &sabotv1.StateValue_Bytes{Bytes: st.val.b}
 	case sabotv1.StateKind_STATE_KIND_LIST:
 		if len(st.items) == 0 {
 			return nil
 		}
-		v.Value = &sabotv1.StateValue_List{List: &sabotv1.ListValue{Items: st.items}}
+		v.Value = &sabotv1.StateValue_List{List: &sabotv1.ListValue{Items: payloads(st.items)}}
 	case sabotv1.StateKind_STATE_KIND_MAP:
 		if len(st.entries) == 0 {
 			return nil
 		}
 		m := &sabotv1.MapValue{}
-		for _, k := range sortedKeys(st.entries) {
-			m.Entries = append(m.Entries, &sabotv1.MapEntry{Key: []byte(k), Value: st.entries[k]})
+		for _, k := range slices.Sorted(maps.Keys(st.entries)) {
+			m.Entries = append(m.Entries, &sabotv1.MapEntry{Key: []byte(k), Value: st.entries[k].b})
 		}
 		v.Value = &sabotv1.StateValue_Map{Map: m}
 	default:
@@ -636,15 +692,6 @@ func stateSpec(f *sabotv1.FunctionSpec, name string) *sabotv1.StateSpec {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string][]byte) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Outputs are the records sent so far to a named output, in order.
@@ -689,7 +736,7 @@ func (h *Harness) Timers(function, key string) []sabot.Timer {
 }
 
 // raw is a copy of the live stored state of a declaration for a function
-// instance, or nil.
+// instance (expired pieces left out), or nil.
 func (h *Harness) raw(s sabot.State, function, key string) *stored {
 	h.t.Helper()
 	h.mu.Lock()
@@ -702,11 +749,11 @@ func (h *Harness) raw(s sabot.State, function, key string) *stored {
 	if st == nil {
 		return nil
 	}
-	return &stored{val: st.val, items: slices.Clone(st.items), entries: maps.Clone(st.entries), writtenMs: st.writtenMs}
+	return &stored{val: st.val, items: slices.Clone(st.items), entries: maps.Clone(st.entries)}
 }
 
 // Value is the stored value of a Value state of a function instance, and
-// whether it has one (an expired one has none). A decode error fails the
+// whether it has one (an expired one, TTL after its last Set, has none). A decode error fails the
 // test.
 func Value[T any](h *Harness, v *sabot.Value[T], function, key string) (T, bool) {
 	h.t.Helper()
@@ -715,15 +762,16 @@ func Value[T any](h *Harness, v *sabot.Value[T], function, key string) (T, bool)
 	if st == nil {
 		return zero, false
 	}
-	x, err := v.Codec().Decode(st.val)
+	x, err := v.Codec().Decode(st.val.b)
 	if err != nil {
 		h.t.Fatalf("sabottest: state %q of %s/%s: %v", v.Name(), function, key, err)
 	}
 	return x, true
 }
 
-// List is the stored list of a List state of a function instance (nil when
-// empty or expired). A decode error fails the test.
+// List is the stored list of a List state of a function instance, without
+// its expired elements (nil when empty or all expired). A decode error fails
+// the test.
 func List[T any](h *Harness, l *sabot.List[T], function, key string) []T {
 	h.t.Helper()
 	st := h.raw(l, function, key)
@@ -731,8 +779,8 @@ func List[T any](h *Harness, l *sabot.List[T], function, key string) []T {
 		return nil
 	}
 	out := make([]T, len(st.items))
-	for i, b := range st.items {
-		x, err := l.Codec().Decode(b)
+	for i, p := range st.items {
+		x, err := l.Codec().Decode(p.b)
 		if err != nil {
 			h.t.Fatalf("sabottest: state %q of %s/%s, item %d: %v", l.Name(), function, key, i, err)
 		}
@@ -741,8 +789,9 @@ func List[T any](h *Harness, l *sabot.List[T], function, key string) []T {
 	return out
 }
 
-// Map is the stored map of a Map state of a function instance, in key order
-// (nil when empty or expired). A decode error fails the test.
+// Map is the stored map of a Map state of a function instance, without its
+// expired entries, in key order (nil when empty or all expired). A decode
+// error fails the test.
 func Map[K, V any](h *Harness, m *sabot.Map[K, V], function, key string) []sabot.Entry[K, V] {
 	h.t.Helper()
 	st := h.raw(m, function, key)
@@ -750,12 +799,12 @@ func Map[K, V any](h *Harness, m *sabot.Map[K, V], function, key string) []sabot
 		return nil
 	}
 	var out []sabot.Entry[K, V]
-	for _, k := range sortedKeys(st.entries) {
+	for _, k := range slices.Sorted(maps.Keys(st.entries)) {
 		mk, err := m.KeyCodec().Decode([]byte(k))
 		if err != nil {
 			h.t.Fatalf("sabottest: state %q of %s/%s, key %q: %v", m.Name(), function, key, k, err)
 		}
-		mv, err := m.ValueCodec().Decode(st.entries[k])
+		mv, err := m.ValueCodec().Decode(st.entries[k].b)
 		if err != nil {
 			h.t.Fatalf("sabottest: state %q of %s/%s, key %q: %v", m.Name(), function, key, k, err)
 		}

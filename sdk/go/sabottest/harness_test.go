@@ -387,3 +387,165 @@ func TestLazyStateAcrossPages(t *testing.T) {
 		t.Fatalf("stored map: %d entries, first %v", len(es), es[0])
 	}
 }
+
+// scriptStep is one harness operation of a scripted test: move the clock, then
+// send a command to the function's key "k".
+type scriptStep struct {
+	advance time.Duration
+	send    string
+}
+
+func runSteps(t *testing.T, h *sabottest.Harness, function string, steps []scriptStep) {
+	t.Helper()
+	for _, s := range steps {
+		if err := h.AdvanceProcessingTime(s.advance); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Send(function, "k", s.send); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func payloads(rs []sabottest.Record) []string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, string(r.Payload))
+	}
+	return s
+}
+
+// TestListTTLPerElement checks that list TTL counts per element, as on the
+// worker: older elements expire while newer ones stay, and a Replace writes
+// every element anew. 600 elements a write make a lazy read span two pages.
+func TestListTTLPerElement(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts []sabot.StateOption
+	}{
+		{"eager", []sabot.StateOption{sabot.WithTTL(time.Hour)}},
+		{"lazy", []sabot.StateOption{sabot.WithTTL(time.Hour), sabot.Lazy()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			log := sabot.NewList("log", sabot.String(), tc.opts...)
+			fn := sabot.Function{Name: "list", States: []sabot.State{log}, Outputs: []string{"got"}, OnMessage: func(ctx *sabot.Context, msg sabot.Message) error {
+				cmd := strings.Fields(string(msg.Payload))
+				switch cmd[0] {
+				case "add": // add <prefix> <n>: appends prefix0 … prefix(n-1)
+					n, err := strconv.Atoi(cmd[2])
+					if err != nil {
+						return err
+					}
+					items := make([]string, n)
+					for i := range items {
+						items[i] = cmd[1] + strconv.Itoa(i)
+					}
+					return log.Append(ctx, items...)
+				case "replace": // writes the live elements anew
+					items, err := log.Get(ctx)
+					if err != nil {
+						return err
+					}
+					return log.Replace(ctx, items)
+				default: // get: count, first..last
+					items, err := log.Get(ctx)
+					if err != nil || len(items) == 0 {
+						return errors.Join(err, ctx.Send("got", "0"))
+					}
+					return ctx.Send("got", fmt.Sprintf("%d %s..%s", len(items), items[0], items[len(items)-1]))
+				}
+			}}
+			h := sabottest.New(t, fn)
+			runSteps(t, h, "list", []scriptStep{
+				{0, "add a 600"},
+				{30 * time.Minute, "add b 600"},
+				{0, "get"},
+				{30 * time.Minute, "get"}, // a: exactly its TTL old
+			})
+			if items := sabottest.List(h, log, "list", "k"); len(items) != 600 || items[0] != "b0" {
+				t.Fatalf("stored list: %d items, first %q", len(items), items[0])
+			}
+			runSteps(t, h, "list", []scriptStep{
+				{0, "replace"},            // b counts from here on
+				{45 * time.Minute, "get"}, // unreplaced, b would have expired 15 minutes ago
+				{0, "add c 1"},
+				{15 * time.Minute, "get"}, // b expires, c stays
+				{45 * time.Minute, "get"}, // c too
+			})
+			if items := sabottest.List(h, log, "list", "k"); items != nil {
+				t.Fatalf("stored list after every TTL: %q", items)
+			}
+			want := []string{"1200 a0..b599", "600 b0..b599", "600 b0..b599", "1 c0..c0", "0"}
+			if got := payloads(h.Outputs("got")); !slices.Equal(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestMapTTLPerEntry checks that map TTL counts per entry, as on the worker:
+// a Put refreshes only its entry, and an expired entry reads as absent, by
+// key and in Entries.
+func TestMapTTLPerEntry(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts []sabot.StateOption
+	}{
+		{"eager", []sabot.StateOption{sabot.WithTTL(time.Hour)}},
+		{"lazy", []sabot.StateOption{sabot.WithTTL(time.Hour), sabot.Lazy()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			seen := sabot.NewMap("seen", sabot.String(), sabot.String(), tc.opts...)
+			fn := sabot.Function{Name: "map", States: []sabot.State{seen}, Outputs: []string{"got"}, OnMessage: func(ctx *sabot.Context, msg sabot.Message) error {
+				cmd := strings.Fields(string(msg.Payload))
+				if cmd[0] == "put" { // put <key> <value>
+					return seen.Put(ctx, cmd[1], cmd[2])
+				}
+				// show: a and b by key (before Entries, so a lazy map reads
+				// them by key), then all entries.
+				var out []string
+				for _, k := range []string{"a", "b"} {
+					v, ok, err := seen.Get(ctx, k)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						v = "-"
+					}
+					out = append(out, k+":"+v)
+				}
+				es, err := seen.Entries(ctx)
+				if err != nil {
+					return err
+				}
+				for _, e := range es {
+					out = append(out, e.Key+"="+e.Value)
+				}
+				return ctx.Send("got", strings.Join(out, " "))
+			}}
+			h := sabottest.New(t, fn)
+			runSteps(t, h, "map", []scriptStep{
+				{0, "put a 1"},
+				{0, "put b 1"},
+				{30 * time.Minute, "put b 2"}, // refreshes b, not a
+				{0, "show"},
+				{30 * time.Minute, "show"}, // a expires, b stays
+			})
+			if es := sabottest.Map(h, seen, "map", "k"); len(es) != 1 || es[0].Key != "b" || es[0].Value != "2" {
+				t.Fatalf("stored map: %v", es)
+			}
+			runSteps(t, h, "map", []scriptStep{{30 * time.Minute, "show"}}) // b too
+			if es := sabottest.Map(h, seen, "map", "k"); es != nil {
+				t.Fatalf("stored map after every TTL: %v", es)
+			}
+			want := []string{"a:1 b:2 a=1 b=2", "a:- b:2 b=2", "a:- b:-"}
+			if got := payloads(h.Outputs("got")); !slices.Equal(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
