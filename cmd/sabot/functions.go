@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -181,7 +182,21 @@ func newInvokeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.output == "json" {
-				return printJSON(cmd.OutOrStdout(), &sabotv1.InvokeResponse{Payload: r.Payload, Replayed: r.Replayed, Committed: r.Committed})
+				// The reply as JSON when it is JSON (most are), else as text.
+				reply := json.RawMessage(r.Payload)
+				if !json.Valid(r.Payload) {
+					reply, _ = json.Marshal(string(r.Payload))
+				}
+				b, err := json.Marshal(struct {
+					Reply     json.RawMessage `json:"reply"`
+					Replayed  bool            `json:"replayed"`
+					Committed bool            `json:"committed"`
+				}{reply, r.Replayed, r.Committed})
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return err
 			}
 			if r.Replayed {
 				fmt.Fprintln(cmd.ErrOrStderr(), "sabot: replayed: the reply of an earlier request with this idempotency key; this one had no effect")

@@ -176,7 +176,7 @@ func TestFunctionCommands(t *testing.T) {
 			t.Fatalf("invoke of a replayed request printed %q", out)
 		}
 		out, errLine = sabot(t, addr, "-o", "json", "invoke", "echo", "--key", "carol", "--uncommitted")
-		if errLine != "" || !strings.Contains(out, `"payload"`) || strings.Contains(out, `"committed"`) {
+		if errLine != "" || !strings.Contains(out, `"reply":"echo/carol`) || !strings.Contains(out, `"committed":false`) {
 			t.Fatalf("invoke -o json: %q %q", out, errLine)
 		}
 		_, errLine = sabot(t, addr, "invoke", "nobody", "--key", "k")

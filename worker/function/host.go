@@ -2,6 +2,8 @@ package function
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -99,6 +101,15 @@ func (h *Host) makeDirs() error {
 	}
 	h.cfg.Dir = dir
 	h.runDir = filepath.Join(dir, "run")
+	if len(h.runDir)+len("/0123456789ab-999999.sock") > maxSocketPath {
+		// Unix socket paths are short (108 bytes with the NUL): a deep Dir
+		// gets its sockets in a short directory of its own instead.
+		sum := sha256.Sum256([]byte(dir))
+		h.runDir = filepath.Join(os.TempDir(), "sabot-fn-"+hex.EncodeToString(sum[:8]))
+		if len(h.runDir)+len("/0123456789ab-999999.sock") > maxSocketPath {
+			return fmt.Errorf("function: Dir %q and the temporary directory are too deep for unix socket paths (%d bytes)", dir, maxSocketPath)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "artifacts"), 0o755); err != nil {
 		return fmt.Errorf("function: Dir: %w", err)
 	}

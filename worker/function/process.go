@@ -165,6 +165,8 @@ func (p *process) start(path string) (*run, error) {
 	}
 	r := &run{sock: sock, stderr: &tail{}, done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancelCause(p.ctx)
+	// Before the process starts: its stop (exec's Cancel) closes it.
+	r.tr = unixTransport(sock)
 	cmd, stdout, stderr, err := p.exec(r, path)
 	if err != nil {
 		r.cancel(err)
@@ -175,7 +177,6 @@ func (p *process) start(path string) (*run, error) {
 	log := p.log.With("pid", r.pid)
 	log.Info("function: process started", "socket", sock)
 
-	r.tr = unixTransport(sock)
 	r.client = sabotv1connect.NewFunctionProcessServiceClient(&http.Client{Transport: r.tr}, "http://sabot-function",
 		connect.WithGRPC(),
 		// A local socket: compression would only cost CPU.
@@ -260,7 +261,12 @@ func (p *process) exec(r *run, path string) (*exec.Cmd, *lineWriter, *lineWriter
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		cmd.SysProcAttr = sysProcAttr()
 		// Stopping: SIGTERM when r.ctx ends, SIGKILL stopGrace later.
-		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.Cancel = func() error {
+			// Our idle connections go first: the process's server would
+			// otherwise wait for them (a second) before it can exit.
+			r.tr.CloseIdleConnections()
+			return cmd.Process.Signal(syscall.SIGTERM)
+		}
 		cmd.WaitDelay = stopGrace
 		err := cmd.Start()
 		if err == nil {

@@ -509,3 +509,19 @@ func TestProcessSpecChanged(t *testing.T) {
 		t.Fatalf("Open = %v\nwant %s", err, want)
 	}
 }
+
+// TestDeepDir: a Dir too deep for unix socket paths gets its sockets in a
+// short directory of its own, and the function runs.
+func TestDeepDir(t *testing.T) {
+	t.Parallel()
+	st, fn := uploadEcho(t)
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	h := newHostConfig(t, function.HostConfig{Blobs: st, Dir: dir})
+	c := open(t, h, fn)
+	if c.PID() == 0 {
+		t.Fatal("no process")
+	}
+	if _, err := c.Describe(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
