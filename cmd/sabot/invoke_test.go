@@ -131,6 +131,9 @@ func TestInvokeIdempotentAndOrdered(t *testing.T) {
 				if string(first.Payload) != string(second.Payload) {
 					t.Errorf("invoke %s %s: replies differ: %s and %s", key, idem, first.Payload, second.Payload)
 				}
+				if !first.Committed || !second.Committed {
+					t.Errorf("invoke %s %s: a reply before its effect was checkpointed (committed %t, %t)", key, idem, first.Committed, second.Committed)
+				}
 				if !first.Replayed && !second.Replayed {
 					t.Errorf("invoke %s %s: neither reply was replayed: the effect ran twice", key, idem)
 				}

@@ -139,8 +139,9 @@
 // until a non-null value arrived. Integer sums wrap, as Java's long.
 //
 // Process functions are Go values registered by name (Config.Functions,
-// ProcessFunction, ProcessFunctionFactory); user-deployed functions are a
-// later milestone. The operator calls ProcessElement per row, in order,
+// ProcessFunction, ProcessFunctionFactory); user-deployed functions run
+// in function processes through function steps (function.go, reached via
+// Config.FunctionHost; see docs/functions.md). The process operator calls ProcessElement per row, in order,
 // with the row's key current; ProcessContext gives the key, the watermark,
 // the element's event time (the input column named by the config key
 // timestamp_field, a timestamp or an int64 of ms, else the first timestamp
