@@ -59,14 +59,17 @@ steps:
 // TestAutoscalerFollowsTheLoad runs a gateway and a scheduler whose local
 // provisioner starts and stops worker processes (1 slot each: a subtask
 // more needs a worker more). The
-// source rate goes 400/s → 1200/s (tripled: one subtask at 1 ms per record
-// falls behind and the lag grows) → 150/s. The autoscaler must raise the
+// source rate goes 300/s → 1200/s (quadrupled: one subtask at 1 ms per
+// record falls behind and the lag grows) → 150/s. The autoscaler must raise the
 // counting vertex's parallelism, the provisioner must add workers, and the
 // lag must stop growing; after the drop it must scale back down once the
 // cool-down has passed, and the provisioner remove the workers again. The
 // decisions and their inputs are read through the API.
+//
+// Not parallel: busy ratios are wall-clock measurements, and the package's
+// other process tests sharing the two CPUs pushed a subtask at 0.4 busy
+// over the 0.7 target (a scale-up at the low rate, seen in CI).
 func TestAutoscalerFollowsTheLoad(t *testing.T) {
-	t.Parallel()
 	bin := buildBinary(t)
 	etcd := testkit.StartEtcd(t)
 	kafka := testkit.StartKafka(t, testkit.WithTopics(4, "in", "out"))
@@ -108,7 +111,7 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 	id := dep.Msg.GetJob().GetId()
 
 	var rate atomic.Int64 // records per second
-	rate.Store(400)
+	rate.Store(300)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -158,11 +161,11 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 	waitFor(t, client, id, sabotv1.JobState_JOB_STATE_RUNNING, 1)
 	time.Sleep(12 * time.Second)
 	if p, _ := countP(); p != 1 {
-		t.Fatalf("at 400 records/s the counting vertex runs at parallelism %d, want 1", p)
+		t.Fatalf("at 300 records/s the counting vertex runs at parallelism %d, want 1", p)
 	}
 	logDecisions(t, client, id, 2)
 
-	// Tripled: one subtask cannot keep up.
+	// Quadrupled: one subtask cannot keep up.
 	rate.Store(1200)
 	var up int32
 	testkit.Eventually(t, 120*time.Second, func() error {
@@ -173,7 +176,7 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 		up = p
 		return nil
 	})
-	t.Logf("rate tripled: count runs at parallelism %d on %d workers", up, workers())
+	t.Logf("rate quadrupled: count runs at parallelism %d on %d workers", up, workers())
 	// The decision that scaled up saw the counting vertex saturated.
 	resp, err := client.GetAutoscaler(context.Background(), connect.NewRequest(&sabotv1.GetAutoscalerRequest{JobId: id}))
 	if err != nil {
