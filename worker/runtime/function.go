@@ -121,9 +121,11 @@ type functionOp struct {
 	timers  *state.TimerService
 	dtimers *state.TimerService
 
-	outs    map[string]*fnOutput
-	replies *Collector
-	dead    *fnOutput
+	outs map[string]*fnOutput
+	// outNames are outs' names, sorted: the order outputs are flushed in.
+	outNames []string
+	replies  *Collector
+	dead     *fnOutput
 
 	timeout     time.Duration
 	maxBatch    int
@@ -215,7 +217,9 @@ func newFunctionOp(step *sabotv1.FunctionStep, v *jobgraph.Vertex, info TaskInfo
 			continue
 		}
 		f.outs[so.Name] = o
+		f.outNames = append(f.outNames, so.Name)
 	}
+	slices.Sort(f.outNames)
 	return f, nil
 }
 
@@ -390,7 +394,7 @@ func (f *functionOp) flush() error {
 	if err := f.replies.flush(); err != nil {
 		return err
 	}
-	for _, name := range slices.Sorted(mapsKeys(f.outs)) {
+	for _, name := range f.outNames {
 		if err := f.outs[name].flush(f.ctx, f.out); err != nil {
 			return err
 		}
@@ -399,16 +403,6 @@ func (f *functionOp) flush() error {
 		return f.dead.flush(f.ctx, f.out)
 	}
 	return nil
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (f *functionOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, out Output) error {
@@ -427,8 +421,13 @@ func (f *functionOp) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, ou
 	keys := rec.Column(f.keyCol).(*array.String)
 	now := nowMillis(f.clock)
 	f.enc.Reset(rec)
+	// The rows' JSON in one buffer per batch: each payload is a slice of
+	// it (a slice keeps its array when the buffer grows into another).
+	buf := make([]byte, 0, 64*int(rec.NumRows()))
 	for i := range int(rec.NumRows()) {
-		m := &sabotv1.Message{Payload: f.enc.AppendRow(nil, i)}
+		start := len(buf)
+		buf = f.enc.AppendRow(buf, i)
+		m := &sabotv1.Message{Payload: buf[start:len(buf):len(buf)]}
 		if f.tsCol >= 0 && !rec.Column(f.tsCol).IsNull(i) {
 			ts := Row{rec: rec, i: i}.Timestamp(f.tsCol)
 			m.EventTimeMs = &ts
@@ -927,20 +926,20 @@ func (f *functionOp) validate(b *fnBatch, i int, r *sabotv1.InvocationResult) er
 		if !ok {
 			return fmt.Errorf("mutation of undeclared state %q", m.GetState())
 		}
-		want := map[sabotv1.StateKind]bool{}
+		var want sabotv1.StateKind
 		switch m.GetOp().(type) {
 		case *sabotv1.StateMutation_Set:
-			want[sabotv1.StateKind_STATE_KIND_VALUE] = true
+			want = sabotv1.StateKind_STATE_KIND_VALUE
 		case *sabotv1.StateMutation_Clear:
 			continue
 		case *sabotv1.StateMutation_Append, *sabotv1.StateMutation_Replace:
-			want[sabotv1.StateKind_STATE_KIND_LIST] = true
+			want = sabotv1.StateKind_STATE_KIND_LIST
 		case *sabotv1.StateMutation_Put, *sabotv1.StateMutation_Remove:
-			want[sabotv1.StateKind_STATE_KIND_MAP] = true
+			want = sabotv1.StateKind_STATE_KIND_MAP
 		default:
 			return fmt.Errorf("mutation of state %q has no operation", m.GetState())
 		}
-		if !want[s.GetKind()] {
+		if s.GetKind() != want {
 			return fmt.Errorf("mutation %T does not apply to state %q of kind %s", m.GetOp(), m.GetState(), s.GetKind())
 		}
 	}
@@ -954,7 +953,7 @@ func (f *functionOp) validate(b *fnBatch, i int, r *sabotv1.InvocationResult) er
 		case *sabotv1.OutgoingMessage_Output:
 			o, ok := f.outs[tgt.Output]
 			if !ok {
-				return fmt.Errorf("message to output %q, which the step does not bind (outputs: %v)", tgt.Output, slices.Sorted(mapsKeys(f.outs)))
+				return fmt.Errorf("message to output %q, which the step does not bind (outputs: %v)", tgt.Output, f.outNames)
 			}
 			row, err := o.decode(m.GetPayload())
 			if err != nil {

@@ -53,18 +53,17 @@ const outboxKey = "\x00sabot.outbox"
 
 // mailEntry is one message in an outbox.
 type mailEntry struct {
-	kg         uint16
-	req        *sabotv1.InvokeRequest
-	checkpoint int64 // -1 until a snapshot holds it
+	kg  uint16
+	req *sabotv1.InvokeRequest
 }
 
 // fnMail is a function subtask's messages on their way out. The task adds
 // and removes, the coordinator releases, the mailer delivers.
 type fnMail struct {
 	mu        sync.Mutex
-	pending   []mailEntry // written, waiting for a checkpoint to complete
-	ready     []mailEntry // durable, to deliver
-	delivered []mailEntry // delivered, to remove from the outbox
+	pending   untilCommitted[mailEntry] // written, waiting for a checkpoint to complete
+	ready     []mailEntry               // durable, to deliver
+	delivered []mailEntry               // delivered, to remove from the outbox
 	signal    chan struct{}
 }
 
@@ -80,8 +79,7 @@ func (m *fnMail) notify() {
 func (m *fnMail) add(e mailEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e.checkpoint = -1
-	m.pending = append(m.pending, e)
+	m.pending.add(e)
 }
 
 // durable adds restored entries: a completed checkpoint holds them.
@@ -95,29 +93,15 @@ func (m *fnMail) durable(es []mailEntry) {
 func (m *fnMail) snapshotted(id int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i := range m.pending {
-		if m.pending[i].checkpoint < 0 {
-			m.pending[i].checkpoint = id
-		}
-	}
+	m.pending.snapshotted(id)
 }
 
 func (m *fnMail) completed(id int64) {
 	m.mu.Lock()
-	keep := m.pending[:0]
-	moved := false
-	for _, e := range m.pending {
-		if e.checkpoint >= 0 && e.checkpoint <= id {
-			m.ready = append(m.ready, e)
-			moved = true
-		} else {
-			keep = append(keep, e)
-		}
-	}
-	clear(m.pending[len(keep):])
-	m.pending = keep
+	done := m.pending.completed(id)
+	m.ready = append(m.ready, done...)
 	m.mu.Unlock()
-	if moved {
+	if len(done) > 0 {
 		m.notify()
 	}
 }

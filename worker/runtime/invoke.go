@@ -152,15 +152,14 @@ type fnInbox struct {
 	queue  []*invokeReq
 	closed error
 	wake   func() // set before the task starts
-	// waiting replies wait for the next checkpoint's snapshot (checkpoint
-	// -1), then for the completion of the checkpoint that took it.
-	waiting []waitingReply
+	// waiting are the replies whose effect no completed checkpoint holds
+	// yet.
+	waiting untilCommitted[waitingReply]
 }
 
 type waitingReply struct {
-	checkpoint int64
-	req        *invokeReq
-	resp       *sabotv1.InvokeResponse
+	req  *invokeReq
+	resp *sabotv1.InvokeResponse
 }
 
 func newFnInbox() *fnInbox { return &fnInbox{} }
@@ -206,32 +205,18 @@ func (in *fnInbox) take() []*invokeReq {
 func (in *fnInbox) await(r *invokeReq, resp *sabotv1.InvokeResponse) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.waiting = append(in.waiting, waitingReply{checkpoint: -1, req: r, resp: resp})
+	in.waiting.add(waitingReply{req: r, resp: resp})
 }
 
 func (in *fnInbox) snapshotted(id int64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for i := range in.waiting {
-		if in.waiting[i].checkpoint < 0 {
-			in.waiting[i].checkpoint = id
-		}
-	}
+	in.waiting.snapshotted(id)
 }
 
 func (in *fnInbox) completed(id int64) {
 	in.mu.Lock()
-	var done []waitingReply
-	keep := in.waiting[:0]
-	for _, w := range in.waiting {
-		if w.checkpoint >= 0 && w.checkpoint <= id {
-			done = append(done, w)
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	clear(in.waiting[len(keep):])
-	in.waiting = keep
+	done := in.waiting.completed(id)
 	in.mu.Unlock()
 	for _, w := range done {
 		resp := w.resp
@@ -246,8 +231,7 @@ func (in *fnInbox) completed(id int64) {
 // with the attempt, so the callers retry.
 func (in *fnInbox) failWaiting(err error) {
 	in.mu.Lock()
-	w := in.waiting
-	in.waiting = nil
+	w := in.waiting.drain()
 	in.mu.Unlock()
 	for _, x := range w {
 		x.req.finishAll(nil, err)
@@ -301,4 +285,57 @@ func (s *invocationSource) Next(ctx context.Context, out Output) (bool, error) {
 // snapshotState implements snapshotter: the source has no position.
 func (s *invocationSource) snapshotState(context.Context, int64) (*clusterv1.OperatorSnapshot, uploadFunc, error) {
 	return nil, nil, nil
+}
+
+// untilCommitted holds items (replies, outgoing messages) whose effect is
+// in the operator's state until a checkpoint holding that state completes:
+// the next snapshot tags the items added before it with its id, and the
+// completion of that checkpoint, or of a later one (state is cumulative),
+// releases them. Not safe for concurrent use: its owner locks.
+type untilCommitted[T any] struct {
+	items []committedItem[T]
+}
+
+type committedItem[T any] struct {
+	checkpoint int64 // -1 until a snapshot holds it
+	v          T
+}
+
+func (u *untilCommitted[T]) add(v T) {
+	u.items = append(u.items, committedItem[T]{checkpoint: -1, v: v})
+}
+
+// snapshotted tags the untagged items with checkpoint id.
+func (u *untilCommitted[T]) snapshotted(id int64) {
+	for i := range u.items {
+		if u.items[i].checkpoint < 0 {
+			u.items[i].checkpoint = id
+		}
+	}
+}
+
+// completed removes and returns the items checkpoint id holds.
+func (u *untilCommitted[T]) completed(id int64) []T {
+	var done []T
+	keep := u.items[:0]
+	for _, it := range u.items {
+		if it.checkpoint >= 0 && it.checkpoint <= id {
+			done = append(done, it.v)
+		} else {
+			keep = append(keep, it)
+		}
+	}
+	clear(u.items[len(keep):])
+	u.items = keep
+	return done
+}
+
+// drain removes and returns every item.
+func (u *untilCommitted[T]) drain() []T {
+	out := make([]T, len(u.items))
+	for i, it := range u.items {
+		out[i] = it.v
+	}
+	u.items = nil
+	return out
 }
